@@ -1,0 +1,1 @@
+"""BSRNN restorer, degradation simulation and SQA-guided fine-tuning (builds on ``sqa``)."""

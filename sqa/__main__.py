@@ -1,0 +1,7 @@
+"""Allow ``python -m sqa``."""
+
+import sys
+
+from sqa.cli import main
+
+sys.exit(main())

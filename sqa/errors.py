@@ -1,0 +1,51 @@
+"""Exception hierarchy shared by the whole suite.
+
+Every error a user can trigger with bad input derives from :class:`SqaError`, so the CLI can turn it
+into one clear line on stderr and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SqaError(Exception):
+    """Base class of all user-facing errors of the suite."""
+
+
+class AudioError(SqaError, ValueError):
+    """An audio file or array cannot be used (see the subclasses for why)."""
+
+
+class UnreadableAudioError(AudioError):
+    """The file is missing, corrupt, or not an audio file libsndfile can decode."""
+
+
+class EmptyAudioError(AudioError):
+    """The file decodes to zero samples."""
+
+
+class SilentAudioError(AudioError):
+    """The signal is all zeros or constant (no information to assess)."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The signal contains NaN or infinite samples."""
+
+
+class TooShortAudioError(AudioError):
+    """The signal is shorter than the configured minimum duration."""
+
+
+class DataFormatError(SqaError, ValueError):
+    """A data file (scp, jsonl, csv, split.json, ...) is malformed or inconsistent."""
+
+
+class CheckpointError(SqaError, ValueError):
+    """A checkpoint is unknown, corrupt, of an unknown format/kind, or fails its sha256 check."""
+
+
+class MissingWeightsError(SqaError):
+    """A metric or model needs local weights the user has not supplied."""
+
+
+class MissingDependencyError(SqaError, ImportError):
+    """An optional dependency (extra) is not installed."""

@@ -1,0 +1,166 @@
+"""Atomic file output and CSV/JSONL tables chosen by file suffix.
+
+Every output of the suite goes through :func:`atomic_open`, so an interrupted job never leaves a
+partial file behind: data is written to a temporary file in the destination folder, flushed, fsynced
+and renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from sqa.errors import DataFormatError, SqaError
+
+TABLE_SUFFIXES = (".csv", ".jsonl")
+
+
+def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
+    """Refuse to overwrite an existing output unless ``force`` is set.
+
+    Args:
+        path: Destination file.
+        force: Whether an existing file may be replaced.
+
+    Returns:
+        The destination as a :class:`Path`.
+
+    Raises:
+        SqaError: If the file exists and ``force`` is false.
+    """
+    destination = Path(path)
+    if destination.exists() and not force:
+        raise SqaError(f"{destination} exists; pass --force to overwrite it")
+    return destination
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only if the block finishes without error.
+
+    Args:
+        path: Final destination.
+        mode: ``"w"`` (text) or ``"wb"`` (binary).
+        encoding: Text encoding (ignored in binary mode).
+
+    Yields:
+        A writable file object.
+    """
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
+    binary = "b" in mode
+    try:
+        with os.fdopen(handle, mode, encoding=None if binary else encoding) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    """Convert NaN/inf floats to ``None``-free JSON: NaN is written as ``NaN`` by json, which
+    the Track-2 tools and pandas read, so we keep it (``allow_nan``); numpy scalars become floats."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten a nested ``metrics`` mapping into top-level columns (for CSV output)."""
+    flat = {key: value for key, value in row.items() if key != "metrics"}
+    for name, value in (row.get("metrics") or {}).items():
+        flat[name] = value
+    return flat
+
+
+def format_jsonl_line(row: Mapping[str, Any]) -> str:
+    """Serialise one row as a JSON line (no trailing newline)."""
+    return json.dumps(_json_safe(row), ensure_ascii=False, allow_nan=True)
+
+
+def write_rows(
+    path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], *, force: bool = False
+) -> Path:
+    """Write rows atomically as CSV or JSONL, chosen by the suffix of ``path``.
+
+    For CSV, a nested ``metrics`` mapping is flattened into columns; the header is the union of
+    all keys in first-seen order and missing cells are left empty (read back as NaN).
+
+    Args:
+        path: Destination ending in ``.csv`` or ``.jsonl``.
+        rows: Mappings to write.
+        force: Overwrite an existing file.
+
+    Returns:
+        The destination path.
+    """
+    destination = check_writable(path, force)
+    suffix = destination.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise SqaError(f"cannot choose an output format for {destination}: use .csv or .jsonl")
+    materialised = list(rows)
+    with atomic_open(destination) as stream:
+        if suffix == ".jsonl":
+            for row in materialised:
+                stream.write(format_jsonl_line(row) + "\n")
+        else:
+            flat_rows = [flatten_row(row) for row in materialised]
+            header: dict[str, None] = {}
+            for row in flat_rows:
+                header.update(dict.fromkeys(row))
+            writer = csv.DictWriter(stream, fieldnames=list(header), lineterminator="\n")
+            writer.writeheader()
+            for row in flat_rows:
+                writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+    return destination
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return _json_safe(value)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSONL file; blank lines are ignored and a bad line is a :class:`DataFormatError`."""
+    rows = []
+    with open(path, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a CSV or JSONL table written by :func:`write_rows` (CSV cells stay strings)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".jsonl":
+        return read_jsonl(path)
+    if suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as stream:
+            return [dict(row) for row in csv.DictReader(stream)]
+    raise DataFormatError(f"cannot read {path}: expected a .csv or .jsonl file")
