@@ -30,7 +30,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "score": Subcommand("sqa.commands.score", "main", "label files with teacher metrics"),
     "pairs": Subcommand("sqa.commands.pairs", "main", "unanimous multi-metric preference pairs"),
     "predict": Subcommand("sqa.commands.predict", "main", "predict metric vectors per file"),
-    "evaluate": Subcommand("sqa.commands.evaluate", "main", "Track-2 MSE/LCC/SRCC/KTAU of predictions"),
+    "evaluate": Subcommand(
+        "sqa.commands.evaluate", "main", "Track-2 MSE/LCC/SRCC/KTAU of predictions"
+    ),
     "train-predictor": Subcommand(
         "sqa.commands.train_predictor", "main", "train the multi-metric predictor"
     ),
@@ -40,7 +42,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "enhance": Subcommand("se_finetune.commands", "enhance_main", "run a restorer on a folder"),
     "simulate": Subcommand("se_finetune.commands", "simulate_main", "build degraded folders"),
     "finetune": Subcommand("se_finetune.commands", "finetune_main", "SQA-guided SE fine-tuning"),
-    "checkpoint": Subcommand("sqa.commands.checkpoint", "main", "inspect, verify, export checkpoints"),
+    "checkpoint": Subcommand(
+        "sqa.commands.checkpoint", "main", "inspect, verify, export checkpoints"
+    ),
     "demo": Subcommand("sqa.commands.demo", "main", "end-to-end demo on synthetic systems"),
 }
 
@@ -78,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sqa",
         description="Speech-quality assessment and ranking suite.",
-        epilog="subcommands:\n" + "\n".join(lines) + "\n\nRun `sqa <subcommand> --help` for details.",
+        epilog="subcommands:\n"
+        + "\n".join(lines)
+        + "\n\nRun `sqa <subcommand> --help` for details.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")

@@ -74,8 +74,11 @@ def atomic_open(
 
 
 def _json_safe(value: Any) -> Any:
-    """Convert NaN/inf floats to ``None``-free JSON: NaN is written as ``NaN`` by json, which
-    the Track-2 tools and pandas read, so we keep it (``allow_nan``); numpy scalars become floats."""
+    """Make a value JSON-serialisable: numpy scalars become Python numbers.
+
+    NaN stays NaN (``allow_nan``): Python's json and pandas read it back, and a missing value must
+    never turn into 0.0.
+    """
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         return value.item()
     if isinstance(value, Mapping):

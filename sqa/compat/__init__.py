@@ -1,0 +1,1 @@
+"""Compatibility shims for third-party teacher packages (see each module's docstring)."""

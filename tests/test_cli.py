@@ -1,0 +1,69 @@
+"""The `sqa` dispatcher: help, unknown subcommands, error lines and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sqa import cli
+from sqa.errors import SqaError
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    output = capsys.readouterr().out
+    for name in cli.SUBCOMMANDS:
+        assert name in output
+
+
+def test_no_arguments_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "subcommands" in capsys.readouterr().out
+
+
+def test_unknown_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err
+
+
+def test_user_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def failing(argv: list[str]) -> int:
+        raise SqaError("something is wrong with the input")
+
+    assert cli.run_command("demo", failing, []) == 2
+    error = capsys.readouterr().err
+    assert error == "sqa demo: error: something is wrong with the input\n"
+
+
+def test_missing_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def failing(argv: list[str]) -> int:
+        open("/nonexistent/file.wav")  # noqa: SIM115
+        return 0
+
+    assert cli.run_command("score", failing, []) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_module_entry_point_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sqa", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("sqa-suite ")
+
+
+@pytest.mark.parametrize("name", sorted(cli.SUBCOMMANDS))
+def test_every_subcommand_has_help_or_says_unavailable(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = cli.main([name, "--help"])
+    except SystemExit as exit_:  # argparse exits after printing help
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    if code == 0:
+        assert f"sqa {name}" in captured.out
+    else:
+        assert "not available yet" in captured.err
