@@ -1,0 +1,254 @@
+"""Folder-per-system layout ``root/<system>/<utterance>.<ext>`` and homologous matching.
+
+Homologous files are the outputs of different systems for the same input; they are matched by
+file stem. Systems are either the audio-holding sub-folders of a root (:func:`discover_systems`)
+or an explicit list of folders named by their last component (:func:`systems_from_paths`).
+
+Reporting, in :func:`match_homologous`:
+
+* a stem absent from some systems is *missing*: by default the utterances are intersected and a
+  warning names how many were dropped; with ``strict=True`` it is a
+  :class:`sqa.errors.DataFormatError` listing a few of them;
+* two files with one stem in one system (``a.wav`` and ``a.flac``) are *duplicates*: warned
+  about (the first by :data:`sqa.audio.AUDIO_EXTENSIONS` order is used) or, when strict, an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqa.audio import AUDIO_EXTENSIONS, is_audio_file
+from sqa.data.records import AudioRecord, check_unique
+from sqa.errors import DataFormatError, SqaError
+
+EXAMPLES_SHOWN = 5
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    """Audio files directly inside ``folder`` (hidden files skipped), sorted by name."""
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and not entry.name.startswith(".") and is_audio_file(entry)
+    )
+
+
+def discover_systems(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """Find the system folders under ``root``: sub-folders that directly hold audio files.
+
+    Returns:
+        System name (folder name) -> folder, sorted by name.
+
+    Raises:
+        DataFormatError: ``root`` is not a folder or has no such sub-folder.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataFormatError(f"{base}: not a folder")
+    systems = {
+        entry.name: entry
+        for entry in sorted(base.iterdir())
+        if entry.is_dir() and not entry.name.startswith(".") and _audio_files(entry)
+    }
+    if not systems:
+        raise DataFormatError(
+            f"{base}: no sub-folder with audio files ({', '.join(AUDIO_EXTENSIONS)})"
+        )
+    return systems
+
+
+def systems_from_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
+    """Name an explicit list of system folders by their last path component.
+
+    Raises:
+        DataFormatError: A path is not a folder, or two folders share a name.
+    """
+    systems: dict[str, Path] = {}
+    for item in paths:
+        folder = Path(item)
+        if not folder.is_dir():
+            raise DataFormatError(f"{folder}: system folder does not exist")
+        name = folder.resolve().name
+        if name in systems:
+            raise DataFormatError(
+                f"two system folders are both named {name!r}: {systems[name]} and {folder}"
+            )
+        systems[name] = folder
+    if not systems:
+        raise DataFormatError("no system folders given")
+    return systems
+
+
+@dataclass
+class HomologousSet:
+    """Utterances present in every system, with the report of what did not match.
+
+    Attributes:
+        systems: System names, sorted.
+        utterances: Stems present in every system, sorted.
+        paths: System -> stem -> file, for every stem found (also the unmatched ones).
+        missing: Stem -> systems lacking it (only stems absent somewhere).
+        duplicates: ``"system/stem"`` -> all files sharing that stem in that system.
+    """
+
+    systems: list[str]
+    utterances: list[str]
+    paths: dict[str, dict[str, Path]]
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    duplicates: dict[str, list[Path]] = field(default_factory=dict)
+
+    def records(self) -> list[AudioRecord]:
+        """One record per (system, matched utterance); ``sample_id = utterance_id = stem``."""
+        return [
+            AudioRecord(
+                sample_id=stem,
+                system_id=system,
+                path=str(self.paths[system][stem]),
+                utterance_id=stem,
+            )
+            for system in self.systems
+            for stem in self.utterances
+        ]
+
+
+def _extension_rank(path: Path) -> int:
+    return AUDIO_EXTENSIONS.index(path.suffix.lower())
+
+
+def _index_system(name: str, folder: Path, duplicates: dict[str, list[Path]]) -> dict[str, Path]:
+    """Map stem -> file for one system, recording stems that occur more than once."""
+    files = _audio_files(folder) if folder.is_dir() else []
+    if not files:
+        raise DataFormatError(f"system {name!r} ({folder}) holds no audio files")
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    chosen = {}
+    for stem, candidates in by_stem.items():
+        candidates.sort(key=_extension_rank)
+        if len(candidates) > 1:
+            duplicates[f"{name}/{stem}"] = candidates
+        chosen[stem] = candidates[0]
+    return chosen
+
+
+def _examples(items: list[str]) -> str:
+    shown = ", ".join(items[:EXAMPLES_SHOWN])
+    return shown + (
+        f" (and {len(items) - EXAMPLES_SHOWN} more)" if len(items) > EXAMPLES_SHOWN else ""
+    )
+
+
+def match_homologous(system_dirs: Mapping[str, Path], *, strict: bool = False) -> HomologousSet:
+    """Match utterances across systems by file stem.
+
+    Args:
+        system_dirs: System name -> folder (from :func:`discover_systems` or
+            :func:`systems_from_paths`).
+        strict: Turn missing files and duplicate stems into errors instead of warnings.
+
+    Returns:
+        The matched set with its missing/duplicate report.
+
+    Raises:
+        DataFormatError: No systems; a system without audio; no utterance common to all
+            systems; or, when ``strict``, any missing file or duplicate stem.
+    """
+    if not system_dirs:
+        raise DataFormatError("no systems to match")
+    systems = sorted(system_dirs)
+    duplicates: dict[str, list[Path]] = {}
+    paths = {name: _index_system(name, Path(system_dirs[name]), duplicates) for name in systems}
+    all_stems = sorted(set().union(*(set(stems) for stems in paths.values())))
+    missing = {
+        stem: [name for name in systems if stem not in paths[name]]
+        for stem in all_stems
+        if any(stem not in paths[name] for name in systems)
+    }
+    utterances = [stem for stem in all_stems if stem not in missing]
+    if duplicates:
+        message = f"{len(duplicates)} stem(s) with several files: {_examples(sorted(duplicates))}"
+        if strict:
+            raise DataFormatError(message)
+        warnings.warn(message + f"; using the first of {AUDIO_EXTENSIONS}", stacklevel=2)
+    if missing:
+        described = [
+            f"{stem} (missing in {', '.join(lacking)})" for stem, lacking in missing.items()
+        ]
+        message = f"{len(missing)} utterance(s) not in every system: {_examples(described)}"
+        if strict:
+            raise DataFormatError(message)
+        warnings.warn(message + f"; using the {len(utterances)} common ones", stacklevel=2)
+    if not utterances:
+        raise DataFormatError(f"no utterance is present in all {len(systems)} systems")
+    return HomologousSet(systems, utterances, paths, missing, duplicates)
+
+
+def _copy_atomic(source: Path, destination: Path) -> None:
+    """Copy a file so that ``destination`` appears complete or not at all."""
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_system_folders(
+    root: str | os.PathLike[str], records: Iterable[AudioRecord], *, force: bool = False
+) -> list[AudioRecord]:
+    """Copy records' audio into ``root/<system_id>/<sample_id><suffix>``.
+
+    Args:
+        root: Destination root (created if needed).
+        records: Records whose ``path`` exists; ``(system_id, sample_id)`` must be unique.
+        force: Replace existing destination files.
+
+    Returns:
+        The records pointing at the copies (metrics and duration kept).
+
+    Raises:
+        DataFormatError: Duplicate keys, or ids that are not plain file names.
+        SqaError: A destination exists and ``force`` is false.
+    """
+    items = list(records)
+    check_unique(items, str(root))
+    plans = []
+    for record in items:
+        for value in (record.system_id, record.sample_id):
+            if not value or value in (".", "..") or "/" in value or os.sep in value:
+                raise DataFormatError(f"{root}: {value!r} cannot be used as a file or folder name")
+        source = Path(record.path)
+        if not source.is_file():
+            raise DataFormatError(
+                f"{source}: audio file of {record.system_id}/{record.sample_id} not found"
+            )
+        destination = Path(root) / record.system_id / f"{record.sample_id}{source.suffix.lower()}"
+        if destination.exists() and not force:
+            raise SqaError(f"{destination} exists; pass --force to overwrite it")
+        plans.append((record, source, destination))
+    copies = []
+    for record, source, destination in plans:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _copy_atomic(source, destination)
+        copies.append(
+            AudioRecord(
+                record.sample_id,
+                record.system_id,
+                str(destination),
+                record.utterance_id,
+                record.duration,
+                dict(record.metrics),
+            )
+        )
+    return copies

@@ -1,0 +1,147 @@
+"""The in-memory form shared by every data format: one :class:`AudioRecord` per audio file.
+
+Conventions used by all readers and writers in :mod:`sqa.data`:
+
+* The unique key of a file is ``(system_id, sample_id)``; a repeated key is a
+  :class:`sqa.errors.DataFormatError`.
+* ``utterance_id`` names the source recording: homologous files (the same noisy input processed
+  by different systems) share it. In the folder layout ``sample_id == utterance_id`` = file stem.
+* A missing metric label is simply absent from ``metrics``; :func:`metric_matrix` reads it as
+  NaN. Readers drop NaN values, writers skip them, so "missing" has one representation.
+* Relative audio paths in a listing file are resolved against the folder of that file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqa.errors import DataFormatError
+
+# Cell spellings read as a missing value.
+MISSING_TEXT = frozenset({"", "nan", "none", "null", "na", "n/a"})
+
+
+@dataclass
+class AudioRecord:
+    """One audio file and what is known about it.
+
+    Attributes:
+        sample_id: Identifier of the file within its system.
+        system_id: The system (team, model, condition) that produced it.
+        path: Location of the audio file.
+        utterance_id: Source recording shared by homologous files, or ``None``.
+        duration: Length in seconds when known.
+        metrics: Metric name -> value (labels or predictions); absent = missing.
+    """
+
+    sample_id: str
+    system_id: str
+    path: str
+    utterance_id: str | None = None
+    duration: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The unique key ``(system_id, sample_id)``."""
+        return (self.system_id, self.sample_id)
+
+
+def parse_float(text: object, where: str) -> float:
+    """Parse a metric or duration cell; missing spellings (empty, ``nan``, ``null``) give NaN.
+
+    Args:
+        text: The cell (string, number or ``None``).
+        where: Location for the error message (``file:line``).
+
+    Raises:
+        DataFormatError: If the cell is not a number.
+    """
+    if text is None:
+        return math.nan
+    if isinstance(text, bool):
+        raise DataFormatError(f"{where}: expected a number, got {text!r}")
+    if isinstance(text, (int, float)):
+        return float(text)
+    cleaned = str(text).strip()
+    if cleaned.lower() in MISSING_TEXT:
+        return math.nan
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise DataFormatError(f"{where}: expected a number, got {cleaned!r}") from None
+
+
+def clean_metrics(values: dict[str, object], where: str) -> dict[str, float]:
+    """Parse a metric mapping to floats, dropping missing (NaN) values."""
+    parsed = {
+        str(name): parse_float(value, f"{where} metric {name!r}") for name, value in values.items()
+    }
+    return {name: value for name, value in parsed.items() if not math.isnan(value)}
+
+
+def resolve_path(text: str, base: Path) -> str:
+    """Resolve a listed audio path: absolute paths stay, relative ones join ``base``."""
+    expanded = os.path.expanduser(text)
+    return expanded if os.path.isabs(expanded) else str(base / expanded)
+
+
+def check_unique(records: Iterable[AudioRecord], source: str) -> None:
+    """Raise :class:`DataFormatError` if a ``(system_id, sample_id)`` key repeats.
+
+    Args:
+        records: The records to check.
+        source: File or folder named in the error message.
+    """
+    seen: set[tuple[str, str]] = set()
+    repeated: list[str] = []
+    for record in records:
+        if record.key in seen:
+            repeated.append(f"{record.system_id}/{record.sample_id}")
+        seen.add(record.key)
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise DataFormatError(f"{source}: {len(repeated)} duplicate id(s): {shown}")
+
+
+def check_identifier(value: str, what: str, source: str) -> None:
+    """Identifiers written to whitespace-separated files must be non-empty and blank-free."""
+    if not value or any(character.isspace() for character in value):
+        raise DataFormatError(f"{source}: {what} {value!r} is empty or contains whitespace")
+
+
+def metric_names(records: Iterable[AudioRecord]) -> list[str]:
+    """All metric names present in ``records``, in first-seen order."""
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record.metrics))
+    return list(names)
+
+
+def metric_matrix(records: Sequence[AudioRecord], names: Sequence[str]) -> np.ndarray:
+    """Labels as a float64 matrix ``(N, M)`` with NaN where a record lacks a metric.
+
+    Args:
+        records: ``N`` records.
+        names: ``M`` metric names (columns, in this order).
+    """
+    matrix = np.full((len(records), len(names)), np.nan, dtype=np.float64)
+    for row, record in enumerate(records):
+        for column, name in enumerate(names):
+            if name in record.metrics:
+                matrix[row, column] = record.metrics[name]
+    return matrix
+
+
+def records_by_system(records: Iterable[AudioRecord]) -> dict[str, list[AudioRecord]]:
+    """Group records by ``system_id`` (systems in first-seen order, records in input order)."""
+    groups: dict[str, list[AudioRecord]] = {}
+    for record in records:
+        groups.setdefault(record.system_id, []).append(record)
+    return groups

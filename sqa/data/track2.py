@@ -1,0 +1,118 @@
+"""URGENT 2026 Track-2 ``data.jsonl``.
+
+One JSON object per line::
+
+    {"audio_path": "...", "system_id": "...", "sample_id": "...", "duration": 3.2,
+     "metrics": {"mos": 3.5, "utmos": 3.1}}
+
+``duration`` and ``metrics`` are optional (a test list has no labels); a metric absent from
+``metrics`` (or ``null``/NaN) is a missing label, read as NaN by
+:func:`sqa.data.records.metric_matrix`. Other keys (e.g. ``sr``) are ignored; this suite adds an
+optional ``utterance_id``. Relative ``audio_path`` values are resolved against the folder of the
+jsonl file. A repeated ``(system_id, sample_id)`` is a :class:`sqa.errors.DataFormatError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqa.data.records import AudioRecord, check_unique, clean_metrics, parse_float, resolve_path
+from sqa.errors import DataFormatError
+from sqa.fileio import write_rows
+
+REQUIRED_KEYS = ("audio_path", "system_id", "sample_id")
+
+
+def record_from_row(row: Mapping[str, Any], where: str, base: Path) -> AudioRecord:
+    """Build a record from one decoded Track-2 line.
+
+    Args:
+        row: The decoded JSON object.
+        where: ``file:line`` for error messages.
+        base: Folder that relative ``audio_path`` values are resolved against.
+    """
+    if not isinstance(row, Mapping):
+        raise DataFormatError(f"{where}: expected a JSON object")
+    absent = [key for key in REQUIRED_KEYS if key not in row]
+    if absent:
+        raise DataFormatError(f"{where}: missing key(s) {', '.join(absent)}")
+    metrics = row.get("metrics") or {}
+    if not isinstance(metrics, Mapping):
+        raise DataFormatError(f"{where}: 'metrics' must be a JSON object")
+    duration = parse_float(row.get("duration"), f"{where} duration")
+    utterance = row.get("utterance_id")
+    return AudioRecord(
+        sample_id=str(row["sample_id"]),
+        system_id=str(row["system_id"]),
+        path=resolve_path(str(row["audio_path"]), base),
+        utterance_id=None if utterance is None else str(utterance),
+        duration=None if math.isnan(duration) else duration,
+        metrics=clean_metrics(dict(metrics), where),
+    )
+
+
+def read_track2_jsonl(path: str | os.PathLike[str]) -> list[AudioRecord]:
+    """Read a Track-2 ``data.jsonl`` into records (file order).
+
+    Raises:
+        DataFormatError: Invalid JSON, missing keys, non-numeric metrics or duplicate keys.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise DataFormatError(f"{source}: file does not exist")
+    records = []
+    with open(source, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{source}:{number}: not valid JSON ({error.msg})") from None
+            records.append(record_from_row(row, f"{source}:{number}", source.parent))
+    check_unique(records, str(source))
+    return records
+
+
+def record_to_row(record: AudioRecord) -> dict[str, Any]:
+    """The Track-2 JSON object of a record (NaN metrics and unknown fields left out)."""
+    row: dict[str, Any] = {
+        "audio_path": record.path,
+        "system_id": record.system_id,
+        "sample_id": record.sample_id,
+    }
+    if record.duration is not None:
+        row["duration"] = float(record.duration)
+    if record.utterance_id is not None:
+        row["utterance_id"] = record.utterance_id
+    row["metrics"] = {
+        name: float(value) for name, value in record.metrics.items() if not math.isnan(value)
+    }
+    return row
+
+
+def write_track2_jsonl(
+    path: str | os.PathLike[str], records: Iterable[AudioRecord], *, force: bool = False
+) -> Path:
+    """Write records as a Track-2 ``data.jsonl`` (atomically).
+
+    Args:
+        path: Destination ending in ``.jsonl``.
+        records: Records with unique ``(system_id, sample_id)`` keys.
+        force: Overwrite an existing file.
+
+    Raises:
+        DataFormatError: Duplicate keys or a destination not ending in ``.jsonl``.
+        SqaError: The file exists and ``force`` is false.
+    """
+    items = list(records)
+    destination = Path(path)
+    if destination.suffix.lower() != ".jsonl":
+        raise DataFormatError(f"{destination}: a Track-2 data file must end in .jsonl")
+    check_unique(items, str(destination))
+    return write_rows(destination, [record_to_row(record) for record in items], force=force)
