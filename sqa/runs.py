@@ -1,0 +1,175 @@
+"""Seeding and run metadata: what is needed to repeat and trace a run.
+
+:func:`seed_everything` seeds every generator the suite uses; :func:`write_run_metadata` stores
+the resolved config (``config.yaml``) and the environment (``environment.json``: versions,
+platform, git commit) in a run folder. Checkpoints embed :func:`environment_info` too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sqa.errors import SqaError
+from sqa.fileio import atomic_open
+
+# Distributions whose versions change results; looked up without importing them.
+TRACKED_PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "soundfile",
+    "soxr",
+    "transformers",
+    "onnxruntime",
+    "pesq",
+    "pystoi",
+    "speechmos",
+    "distillmos",
+    "librosa",
+)
+_MAXIMUM_SEED = 2**32 - 1
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA).
+
+    ``PYTHONHASHSEED`` is exported too, but it only affects child processes (e.g. data-loader
+    workers started with spawn): the hash seed of the running interpreter is fixed at start-up.
+
+    Args:
+        seed: Integer in [0, 2**32 - 1] (NumPy's limit).
+        deterministic: Also ask torch for deterministic kernels (slower; warns where none exist).
+
+    Raises:
+        SqaError: If the seed is not an integer in range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise SqaError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) <= _MAXIMUM_SEED:
+        raise SqaError(f"seed must be in [0, {_MAXIMUM_SEED}], got {seed}")
+    import torch
+
+    value = int(seed)
+    os.environ["PYTHONHASHSEED"] = str(value)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)  # also seeds every CUDA device
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _sqa_version() -> str | None:
+    import sqa
+
+    version = getattr(sqa, "__version__", None)
+    if version is None:
+        try:
+            version = importlib_metadata.version("sqa-suite")
+        except importlib_metadata.PackageNotFoundError:
+            return None
+    return str(version)
+
+
+def _git(arguments: list[str], folder: Path) -> str | None:
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(folder), *arguments],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip()
+
+
+def git_state(folder: Path | None = None) -> dict[str, Any]:
+    """Commit and dirtiness of the source checkout of ``sqa`` (``None`` values when unknown).
+
+    Only a repository whose top level is the folder holding the ``sqa`` package counts, so an
+    installed copy inside some other repository (e.g. a virtualenv in a project) reports nothing.
+    """
+    # This file is sqa/runs.py, so parents[1] is the folder holding the sqa package.
+    root = (folder or Path(__file__).resolve().parents[1]).resolve()
+    unknown: dict[str, Any] = {"git_commit": None, "git_dirty": None}
+    top_level = _git(["rev-parse", "--show-toplevel"], root)
+    if top_level is None or Path(top_level).resolve() != root:
+        return unknown
+    commit = _git(["rev-parse", "HEAD"], root)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and platform of this run.
+
+    Returns:
+        ``python``, ``platform``, ``sqa``, ``torch``, ``numpy`` (strings), ``packages``
+        (distribution -> version for the installed ones among :data:`TRACKED_PACKAGES`),
+        ``git_commit`` (hex or ``None``) and ``git_dirty`` (bool or ``None``).
+    """
+    packages = _package_versions()
+    torch_module = sys.modules.get("torch")
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqa": _sqa_version(),
+        "torch": str(getattr(torch_module, "__version__", None) or packages.get("torch")),
+        "numpy": np.__version__,
+        "packages": packages,
+        **git_state(),
+    }
+
+
+def write_run_metadata(run_dir: str | os.PathLike[str], config: Any) -> Path:
+    """Write ``config.yaml`` (resolved config) and ``environment.json`` into a run folder.
+
+    Both files are written atomically and replace earlier ones (a resumed run records the
+    environment it resumed in).
+
+    Args:
+        run_dir: Run folder (created if needed).
+        config: Dataclass, mapping or argparse namespace; nested dataclasses are expanded.
+
+    Returns:
+        The run folder.
+    """
+    from sqa.checkpoint import config_to_dict
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = config_to_dict(config)
+    with atomic_open(folder / "config.yaml") as stream:
+        yaml.safe_dump(resolved, stream, sort_keys=False, allow_unicode=True)
+    environment = {
+        **environment_info(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": list(sys.argv),
+    }
+    with atomic_open(folder / "environment.json") as stream:
+        stream.write(json.dumps(environment, indent=2, ensure_ascii=False) + "\n")
+    return folder
