@@ -1,0 +1,301 @@
+"""Compute many metrics on one file at a time: backends, per-process model reuse, NaN on failure.
+
+A *backend* is one computation that yields one or more registry keys (DNSMOS yields four, SIGMOS
+seven). :class:`MetricScorer` picks the backends needed for the requested keys, checks up front that
+required weights were given, and then scores files: a failing backend gives NaN for its keys plus a
+reason, never 0.0 and never an exception. Models live in per-process caches, so a worker process
+loads each model once and reuses it for every file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sqa.errors import (
+    AudioError,
+    CheckpointError,
+    MissingDependencyError,
+    MissingWeightsError,
+    SqaError,
+)
+from sqa.metrics import adapters
+from sqa.metrics.registry import get_metric_spec
+
+ComputeFunction = Callable[..., dict[str, float]]
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Options shared by all backends.
+
+    Attributes:
+        dnsmos_mode: ``"full"`` (reference sliding windows) or ``"fast"`` (one window).
+        plcmos_seed: Seed of the PLCMOS rater embeddings.
+        weights: Weights option name (e.g. ``"--sigmos-weights"``) -> local path.
+    """
+
+    dnsmos_mode: str = "full"
+    plcmos_seed: int = 0
+    weights: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricBackend:
+    """One computation producing ``outputs`` (registry keys) for a file."""
+
+    name: str
+    outputs: tuple[str, ...]
+    needs_reference: bool
+    compute: ComputeFunction
+    weights_option: str | None = None
+
+
+def _single(name: str, module: str, function: str) -> ComputeFunction:
+    """Wrap ``module.function(estimate, reference, *, sample_rate)`` as a backend."""
+
+    def compute(
+        estimate: np.ndarray,
+        reference: np.ndarray | None,
+        sample_rate: int,
+        options: ScoringOptions,
+    ) -> dict[str, float]:
+        import importlib
+
+        metric = getattr(importlib.import_module(module), function)
+        return {name: metric(estimate, reference, sample_rate=sample_rate)}
+
+    return compute
+
+
+def _dnsmos(
+    estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, options: ScoringOptions
+) -> dict[str, float]:
+    from sqa.metrics.speechmos_models import dnsmos_scores
+
+    return dnsmos_scores(estimate, sample_rate=sample_rate, mode=options.dnsmos_mode)
+
+
+def _plcmos(
+    estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, options: ScoringOptions
+) -> dict[str, float]:
+    from sqa.metrics.speechmos_models import plcmos_score
+
+    return {"plcmos": plcmos_score(estimate, sample_rate=sample_rate, seed=options.plcmos_seed)}
+
+
+def _distill_mos(
+    estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, options: ScoringOptions
+) -> dict[str, float]:
+    from sqa.metrics.torch_models import distill_mos_score
+
+    return {"distill_mos": distill_mos_score(estimate, sample_rate=sample_rate)}
+
+
+def _nisqa(
+    estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, weights: str
+) -> dict[str, float]:
+    from sqa.metrics.nisqa import nisqa_scores
+
+    return nisqa_scores(estimate, sample_rate=sample_rate, weights=weights)
+
+
+def _weighted(function: Callable[..., dict[str, float]], option: str) -> ComputeFunction:
+    def compute(
+        estimate: np.ndarray,
+        reference: np.ndarray | None,
+        sample_rate: int,
+        options: ScoringOptions,
+    ) -> dict[str, float]:
+        return function(estimate, reference, sample_rate, options.weights[option])
+
+    return compute
+
+
+_SIGNAL = "sqa.metrics.signal"
+_PERCEPTUAL = "sqa.metrics.perceptual"
+_NISQA_KEYS = ("nisqa_mos", "nisqa_noi", "nisqa_dis", "nisqa_col", "nisqa_loud")
+
+BACKENDS: tuple[MetricBackend, ...] = (
+    MetricBackend("pesq", ("pesq",), True, _single("pesq", _PERCEPTUAL, "pesq_score")),
+    MetricBackend("estoi", ("estoi",), True, _single("estoi", _PERCEPTUAL, "estoi_score")),
+    MetricBackend("sdr", ("sdr",), True, _single("sdr", _SIGNAL, "sdr")),
+    MetricBackend("si_snr", ("si_snr",), True, _single("si_snr", _SIGNAL, "si_snr")),
+    MetricBackend("lsd", ("lsd",), True, _single("lsd", _SIGNAL, "lsd")),
+    MetricBackend("mcd", ("mcd",), True, _single("mcd", _PERCEPTUAL, "mcd_score")),
+    MetricBackend(
+        "dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), False, _dnsmos
+    ),
+    MetricBackend("plcmos", ("plcmos",), False, _plcmos),
+    MetricBackend("distill_mos", ("distill_mos",), False, _distill_mos),
+    MetricBackend(
+        "nisqa", _NISQA_KEYS, False, _weighted(_nisqa, "--nisqa-weights"), "--nisqa-weights"
+    ),
+    MetricBackend(
+        "sigmos",
+        adapters.SIGMOS_OUTPUTS,
+        False,
+        _weighted(adapters.sigmos_scores, "--sigmos-weights"),
+        "--sigmos-weights",
+    ),
+    *[
+        MetricBackend(
+            key,
+            (key,),
+            False,
+            _weighted(adapters.waveform_regressor(key), f"--{key}-weights"),
+            f"--{key}-weights",
+        )
+        for key in ("utmos", "scoreq")
+    ],
+    MetricBackend(
+        "spksim",
+        ("spksim",),
+        True,
+        _weighted(adapters.speaker_similarity, "--spksim-weights"),
+        "--spksim-weights",
+    ),
+    *[
+        MetricBackend(
+            key,
+            (key,),
+            True,
+            _weighted(adapters.unavailable_adapter(key, reason), f"--{key}-weights"),
+            f"--{key}-weights",
+        )
+        for key, reason in (
+            ("sbert", "SpeechBERTScore needs a HuBERT model adapter not included in this build"),
+            ("lps", "phoneme similarity needs a phoneme-ASR adapter not included in this build"),
+            ("cer", "CER needs an ASR adapter not included in this build"),
+        )
+    ],
+)
+TORCH_BACKENDS = frozenset({"distill_mos", "nisqa"})
+BACKEND_BY_OUTPUT: dict[str, MetricBackend] = {
+    output: backend for backend in BACKENDS for output in backend.outputs
+}
+
+
+def backends_for(metric_names: list[str], options: ScoringOptions) -> list[MetricBackend]:
+    """Backends needed for ``metric_names``, checking weights before any file is processed.
+
+    Raises:
+        SqaError: For a key that is a label or corpus-level score (not computable per file).
+        MissingWeightsError: When a backend's weights option was not given.
+    """
+    chosen: dict[str, MetricBackend] = {}
+    for name in metric_names:
+        spec = get_metric_spec(name)
+        backend = BACKEND_BY_OUTPUT.get(name)
+        if backend is None:
+            raise SqaError(f"{name} cannot be computed per file ({spec.description})")
+        if backend.weights_option and not options.weights.get(backend.weights_option):
+            raise MissingWeightsError(f"{name} needs weights: pass {backend.weights_option} PATH")
+        chosen[backend.name] = backend
+    return list(chosen.values())
+
+
+@dataclass
+class FileScore:
+    """Metric values of one file plus the reasons for any NaN."""
+
+    values: dict[str, float]
+    errors: dict[str, str]
+
+
+class MetricScorer:
+    """Scores files on a fixed set of metrics, accumulating per-backend wall time."""
+
+    def __init__(self, metric_names: list[str], options: ScoringOptions | None = None) -> None:
+        self.metric_names = list(metric_names)
+        self.options = options or ScoringOptions()
+        self.backends = backends_for(self.metric_names, self.options)
+        self.seconds: dict[str, float] = dict.fromkeys((b.name for b in self.backends), 0.0)
+        # CPU time too: on a shared machine wall time mostly measures the other processes.
+        self.cpu_seconds: dict[str, float] = dict.fromkeys(self.seconds, 0.0)
+
+    @property
+    def uses_torch(self) -> bool:
+        """Whether any selected backend runs a torch model."""
+        return any(backend.name in TORCH_BACKENDS for backend in self.backends)
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether any selected metric uses the reference."""
+        return any(backend.needs_reference for backend in self.backends)
+
+    def score(
+        self, estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None
+    ) -> FileScore:
+        """Compute every selected metric on one file.
+
+        Args:
+            estimate: Signal (T,).
+            sample_rate: Rate of ``estimate`` and ``reference`` in Hz.
+            reference: Clean reference (T',) at the same rate, or ``None``.
+
+        Returns:
+            Values for every selected key (NaN on failure) and the failure reasons.
+        """
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for backend in self.backends:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            if backend.needs_reference and reference is None:
+                produced, reason = {}, "no reference for this file"
+            else:
+                produced, reason = self._run(backend, estimate, sample_rate, reference)
+            self.seconds[backend.name] += time.perf_counter() - started
+            self.cpu_seconds[backend.name] += time.process_time() - started_cpu
+            for key in backend.outputs:
+                value = produced.get(key, float("nan"))
+                values[key] = float(value) if np.isfinite(value) else float("nan")
+                if not np.isfinite(value):
+                    errors[key] = reason or "non-finite result"
+        return FileScore(
+            {key: values[key] for key in self.metric_names},
+            {key: reason for key, reason in errors.items() if key in self.metric_names},
+        )
+
+    def _run(
+        self,
+        backend: MetricBackend,
+        estimate: np.ndarray,
+        sample_rate: int,
+        reference: np.ndarray | None,
+    ) -> tuple[dict[str, float], str | None]:
+        try:
+            return backend.compute(estimate, reference, sample_rate, self.options), None
+        except (MissingDependencyError, MissingWeightsError, CheckpointError):
+            # Setup problems, not properties of this file: stop the job with a clear message.
+            raise
+        except AudioError as error:
+            return {}, f"{type(error).__name__}: {error}"
+        except Exception as error:  # a teacher failing on one file must not stop the job
+            return {}, f"{type(error).__name__}: {error}"
+
+
+def compute_metric(
+    name: str,
+    estimate: np.ndarray,
+    reference: np.ndarray | None = None,
+    *,
+    sample_rate: int,
+    options: ScoringOptions | None = None,
+) -> float:
+    """Compute one registry metric on one signal; NaN when it is undefined for this input.
+
+    Args:
+        name: Registry key, e.g. ``"pesq"``.
+        estimate: Signal (T,).
+        reference: Clean reference (T',) at the same rate (reference metrics only).
+        sample_rate: Rate of the signals in Hz.
+        options: Backend options (DNSMOS mode, PLCMOS seed, weights paths).
+
+    Returns:
+        The metric value, or NaN for silent/degenerate input or a missing reference.
+    """
+    return MetricScorer([name], options).score(estimate, sample_rate, reference).values[name]
