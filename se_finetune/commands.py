@@ -1,0 +1,222 @@
+"""``sqa enhance``, ``sqa simulate`` and ``sqa finetune``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
+from sqa.errors import AudioError, SqaError
+from sqa.fileio import check_writable, write_rows
+
+PEAK_SAFE = 0.99
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise SqaError(f"{folder}: input folder does not exist")
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
+    if not files:
+        raise SqaError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+def restore(model: nn.Module, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Run any restorer on one signal; same length and rate out, peak-safe.
+
+    A restorer whose ``forward`` takes a sample rate (e.g. BSRNN) gets the file's rate when it
+    is at most its own ``sample_rate``; otherwise the signal is resampled to the model's rate
+    and back.
+
+    Args:
+        model: Restorer with ``forward(waveform (B, T)[, sample_rate]) -> (B, T)``.
+        samples: Signal ``(T,)``.
+        sample_rate: Its rate in Hz.
+
+    Returns:
+        float32 ``(T,)`` with peak at most 0.99.
+    """
+    model_rate = int(getattr(model, "sample_rate", sample_rate))
+    takes_rate = len(inspect.signature(model.forward).parameters) >= 2
+    work_rate = sample_rate if takes_rate and sample_rate <= model_rate else model_rate
+    signal = resample(samples, sample_rate, work_rate)
+    with torch.no_grad():
+        batch = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None]
+        output = (model(batch, work_rate) if takes_rate else model(batch))[0].numpy()
+    output = resample(output, work_rate, sample_rate)[: samples.shape[0]]
+    output = np.pad(output, (0, samples.shape[0] - output.shape[0])).astype(np.float32)
+    if not np.isfinite(output).all():
+        raise AudioError("the restorer produced NaN/Inf samples")
+    peak = float(np.max(np.abs(output))) if output.size else 0.0
+    return output * (PEAK_SAFE / peak) if peak > PEAK_SAFE else output
+
+
+def enhance_parser() -> argparse.ArgumentParser:
+    """Arguments of ``sqa enhance``."""
+    parser = argparse.ArgumentParser(
+        prog="sqa enhance",
+        description="Run a restorer on a folder "
+        "(same file names, lengths and rates; peak-safe output).",
+    )
+    parser.add_argument(
+        "--model", required=True, help="restorer checkpoint (path or manifest name)"
+    )
+    parser.add_argument("--input", required=True, type=Path, help="folder of degraded audio")
+    parser.add_argument("--output", required=True, type=Path, help="folder for restored audio")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    return parser
+
+
+def enhance_main(argv: Sequence[str]) -> int:
+    """``sqa enhance --model CKPT --input DIR --output DIR``."""
+    import se_finetune.bsrnn  # noqa: F401  (registers the "bsrnn" kind without entry points)
+    from sqa.checkpoint import load_model
+
+    arguments = enhance_parser().parse_args(list(argv))
+    files = _audio_files(arguments.input)
+    destinations = [arguments.output / path.relative_to(arguments.input) for path in files]
+    for destination in destinations:
+        check_writable(destination, arguments.force)
+    model = load_model(arguments.model).eval()
+    failures = 0
+    for source, destination in tqdm(
+        list(zip(files, destinations, strict=True)), desc="enhance", file=sys.stderr, disable=None
+    ):
+        try:
+            samples, rate = load_audio(source)
+            save_audio(destination, restore(model, samples, rate), rate)
+        except AudioError as error:
+            failures += 1
+            warnings.warn(f"skipped {source}: {error}", stacklevel=1)
+    if failures == len(files):
+        raise SqaError("no file could be enhanced")
+    print(
+        f"enhanced {len(files) - failures} file(s) into {arguments.output}"
+        + (f"; skipped {failures}" if failures else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def simulate_parser() -> argparse.ArgumentParser:
+    """Arguments of ``sqa simulate``."""
+    parser = argparse.ArgumentParser(
+        prog="sqa simulate",
+        description="Build a folder of degraded/clean pairs with the seeded degradation pipeline.",
+    )
+    parser.add_argument("--speech", required=True, type=Path, help="clean speech folder")
+    parser.add_argument("--noise", type=Path, help="noise folder")
+    parser.add_argument("--rir", type=Path, help="room impulse response folder")
+    parser.add_argument(
+        "--output", required=True, type=Path, help="writes noisy/, clean/ and mix.jsonl here"
+    )
+    parser.add_argument("--count", type=int, default=100, help="number of pairs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first pair")
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per pair")
+    parser.add_argument("--config", type=Path, help="YAML with SimulationConfig fields")
+    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    return parser
+
+
+def _simulation_config(arguments: argparse.Namespace) -> object:
+    import yaml
+
+    from se_finetune.simulate import SimulationConfig
+    from sqa.checkpoint import config_from_dict
+
+    data = {}
+    if arguments.config:
+        data = yaml.safe_load(arguments.config.read_text(encoding="utf-8")) or {}
+    data.update(sample_rate=arguments.sample_rate, segment_seconds=arguments.duration)
+    try:
+        return config_from_dict(SimulationConfig, data)
+    except SqaError as error:
+        raise SqaError(f"bad simulation config: {error}") from None
+
+
+def simulate_main(argv: Sequence[str]) -> int:
+    """``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``."""
+    from se_finetune.files import list_audio
+    from se_finetune.simulate import Simulator, summarise_mix
+
+    arguments = simulate_parser().parse_args(list(argv))
+    if arguments.count < 1:
+        raise SqaError("--count must be at least 1")
+    config = _simulation_config(arguments)
+    manifest = check_writable(arguments.output / "mix.jsonl", arguments.force)
+    simulator = Simulator(
+        config, list_audio(arguments.speech), list_audio(arguments.noise), list_audio(arguments.rir)
+    )  # type: ignore[arg-type]
+    rows = []
+    for index in tqdm(range(arguments.count), desc="simulate", file=sys.stderr, disable=None):
+        pair = simulator(arguments.seed + index)
+        name = f"sim_{arguments.seed + index:06d}.wav"
+        save_audio(arguments.output / "noisy" / name, pair.noisy, pair.sample_rate)
+        save_audio(arguments.output / "clean" / name, pair.target, pair.sample_rate)
+        rows.append(
+            {
+                "file": name,
+                **{k: v if not isinstance(v, list) else ";".join(v) for k, v in pair.info.items()},
+            }
+        )
+    write_rows(manifest, rows, force=True)
+    print(
+        json.dumps({"pairs": len(rows), "mix": summarise_mix([p for p in rows])}), file=sys.stderr
+    )
+    return 0
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    """Arguments of ``sqa finetune``."""
+    parser = argparse.ArgumentParser(
+        prog="sqa finetune",
+        description="SQA-guided fine-tuning of a restorer (resumes from OUTPUT_DIR/last.pt).",
+    )
+    parser.add_argument("--config", required=True, type=Path, help="YAML FinetuneConfig")
+    parser.add_argument("--output-dir", help="override output_dir")
+    parser.add_argument("--steps", type=int, help="override steps")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--progress", action="store_true", help="print one JSON line per step")
+    return parser
+
+
+def finetune_main(argv: Sequence[str]) -> int:
+    """``sqa finetune --config recipes/se_finetune/config.yaml``."""
+    from se_finetune.finetune import Finetuner, load_config, write_summary
+    from se_finetune.guard import RewardHackingError
+
+    arguments = finetune_parser().parse_args(list(argv))
+    overrides: dict[str, object] = {}
+    if arguments.output_dir:
+        overrides["output_dir"] = arguments.output_dir
+    if arguments.steps is not None:
+        overrides["steps"] = arguments.steps
+    config = load_config(arguments.config, overrides)
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+    finetuner = Finetuner(config)
+    if arguments.no_resume and (Path(config.output_dir) / "last.pt").exists():
+        check_writable(Path(config.output_dir) / "last.pt", force=True)
+    result = finetuner.run(resume=not arguments.no_resume, progress=arguments.progress)
+    write_summary(result, Path(config.output_dir) / "summary.json")
+    if result.status == "collapsed":
+        raise RewardHackingError(result.message)
+    print(
+        json.dumps({"step": result.step, "status": result.status, "evaluation": result.evaluation}),
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,400 @@
+"""SQA-guided fine-tuning (and ``L_spec`` pre-training) of a restorer.
+
+Simulated batches use ``λ_spec·L_spec + λ_score·L_score + λ_feat·L_feat (+ λ_rank·L_rank)``;
+real reference-free batches use ``λ_score·L_score + λ_reg·L_reg (+ λ_rank·L_rank)``; the share of
+real batches is ``real_ratio``. Adam + StepLR, gradient clipping, periodic evaluation with the
+teacher metrics, resumable checkpoints (``last.pt``) and a reward-hacking guard that restores the
+last good weights (``good.pt``) and stops with a clear message when the output collapses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from se_finetune.bsrnn import BSRNN, BSRNNConfig, compact_config
+from se_finetune.evaluation import evaluate_restorer
+from se_finetune.files import audio_segments, list_audio
+from se_finetune.guard import GuardConfig, GuardVerdict, RewardHackingGuard
+from se_finetune.losses import (
+    FrozenCritic,
+    FrozenRanker,
+    MultiResolutionSpectralLoss,
+    build_critic,
+    build_ranker,
+    critic_metric_weights,
+    feature_loss,
+    freeze,
+    rank_loss,
+    score_loss,
+)
+from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
+from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
+from sqa.errors import CheckpointError, SqaError
+from sqa.fileio import atomic_open
+
+EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The λ of each loss term (0 disables it)."""
+
+    spec: float = 1.0
+    score: float = 0.0
+    feat: float = 0.0
+    reg: float = 0.0
+    rank: float = 0.0
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a fine-tuning (or pre-training) run needs; see recipes/se_finetune/config.yaml."""
+
+    output_dir: str = "exp/se_finetune"
+    init_checkpoint: str | None = None
+    model: BSRNNConfig = field(default_factory=compact_config)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    speech_dir: str = "../shared/data/speech"
+    noise_dir: str = "../shared/data/noise"
+    rir_dir: str | None = "../shared/data/rir"
+    holdout_every: int = 10
+    real_dir: str | None = None
+    real_ratio: float = 0.0
+    critic: str | None = None
+    ranker: str | None = None
+    metric_weights: dict[str, float] = field(default_factory=dict)
+    weights: LossWeights = field(default_factory=LossWeights)
+    batch_size: int = 8
+    steps: int = 1000
+    learning_rate: float = 1e-5
+    lr_step_size: int = 10000
+    lr_gamma: float = 0.5
+    grad_clip: float = 1.0
+    eval_interval: int = 200
+    eval_count: int = 16
+    eval_metrics: tuple[str, ...] = ("sdr", "pesq", "estoi", "lsd", "dnsmos_ovrl")
+    real_eval_metrics: tuple[str, ...] = ("dnsmos_ovrl",)
+    guard_interval: int = 25
+    guard_clips: int = 8
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    checkpoint_interval: int = 100
+    seed: int = 0
+
+
+@dataclass
+class FinetuneResult:
+    """Outcome of :func:`finetune`: final step, status, last evaluation, guard message."""
+
+    step: int
+    status: str  # "finished", "collapsed" or "stopped"
+    evaluation: dict[str, float]
+    message: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Finetuner:
+    """Builds the models, data and losses of a run and trains step by step.
+
+    Args:
+        config: The run configuration.
+        restorer: Optional model to train instead of loading ``config.init_checkpoint``.
+        critic: Optional frozen critic instead of building ``config.critic``.
+        ranker: Optional frozen ranker instead of building ``config.ranker``.
+    """
+
+    def __init__(
+        self,
+        config: FinetuneConfig,
+        *,
+        restorer: nn.Module | None = None,
+        critic: FrozenCritic | None = None,
+        ranker: FrozenRanker | None = None,
+    ) -> None:
+        self.config = config
+        self.rate = config.simulation.sample_rate
+        self.output_dir = Path(config.output_dir)
+        # From scratch (pre-training) there is no meaningful "initial output" to guard against.
+        self.from_scratch = restorer is None and not config.init_checkpoint
+        self.restorer = restorer if restorer is not None else self._initial_restorer()
+        self.initial = freeze(copy.deepcopy(self.restorer))
+        self.critic = critic if critic is not None else build_critic(config.critic, self.rate)
+        self.ranker = ranker if ranker is not None else build_ranker(config.ranker, self.rate)
+        self.metric_weights = (
+            critic_metric_weights(self.critic, config.metric_weights)
+            if (self.critic is not None and config.weights.score)
+            else {}
+        )
+        self._check_losses()
+        self.spectral = MultiResolutionSpectralLoss(self.rate, time_weight=config.weights.time)
+        self.optimizer = torch.optim.Adam(self.restorer.parameters(), lr=config.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
+        )
+        self._build_data()
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.good_state = copy.deepcopy(self.restorer.state_dict())
+        self.good_step = 0
+        self.guard = self._build_guard()
+
+    def _initial_restorer(self) -> nn.Module:
+        if self.config.init_checkpoint:
+            model = load_model(self.config.init_checkpoint)
+        else:
+            torch.manual_seed(self.config.seed)
+            model = BSRNN(self.config.model)
+        return model.train()
+
+    def _check_losses(self) -> None:
+        weights = self.config.weights
+        if (weights.score or weights.feat) and self.critic is None:
+            raise SqaError("score/feat losses need a critic (set critic: dnsmos or a checkpoint)")
+        if weights.rank and self.ranker is None:
+            raise SqaError("the rank loss needs a ranker checkpoint (set ranker:)")
+        if not 0.0 <= self.config.real_ratio <= 1.0:
+            raise SqaError(f"real_ratio must be in [0, 1], got {self.config.real_ratio}")
+
+    def _build_data(self) -> None:
+        config = self.config
+        simulation = config.simulation
+        noise = list_audio(config.noise_dir)
+        rirs = list_audio(config.rir_dir)
+        self.simulator = Simulator(
+            simulation, list_audio(config.speech_dir, every=config.holdout_every), noise, rirs
+        )
+        holdout = list_audio(config.speech_dir, every=config.holdout_every, holdout=True)
+        held_out = Simulator(simulation, holdout or self.simulator.speech_files, noise, rirs)
+        self.eval_pairs = [held_out(EVAL_SEED_BASE + i) for i in range(config.eval_count)]
+        real_files = list_audio(config.real_dir)
+        self.real_clips = audio_segments(real_files, self.rate, simulation.segment_seconds)
+        if config.real_ratio > 0 and not self.real_clips:
+            raise SqaError("real_ratio > 0 needs real noisy audio in real_dir")
+
+    def _build_guard(self) -> RewardHackingGuard | None:
+        if not self.config.guard.enabled or self.from_scratch:
+            return None
+        clips = [pair.noisy for pair in self.eval_pairs] + list(self.real_clips)
+        self.guard_inputs = torch.from_numpy(np.stack(clips[: self.config.guard_clips]))
+        with torch.no_grad():
+            initial_output = self.initial(self.guard_inputs, self.rate)
+        return RewardHackingGuard(self.config.guard, initial_output, self.rate)
+
+    def batch(self, step: int) -> tuple[str, torch.Tensor, torch.Tensor | None]:
+        """The batch of ``step`` (deterministic): ``(kind, noisy, target or None)``."""
+        config = self.config
+        rng = np.random.default_rng([config.seed, step])
+        if self.real_clips and rng.random() < config.real_ratio:
+            picks = rng.integers(len(self.real_clips), size=config.batch_size)
+            return "real", torch.from_numpy(np.stack([self.real_clips[i] for i in picks])), None
+        base = (config.seed * 10**7 + step) * config.batch_size
+        pairs: list[SimulatedPair] = [self.simulator(base + i) for i in range(config.batch_size)]
+        noisy = torch.from_numpy(np.stack([pair.noisy for pair in pairs]))
+        return "simulated", noisy, torch.from_numpy(np.stack([pair.target for pair in pairs]))
+
+    def losses(
+        self, kind: str, noisy: torch.Tensor, target: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Every enabled loss term (unweighted) for one batch."""
+        weights = self.config.weights
+        enhanced = self.restorer(noisy, self.rate)
+        terms: dict[str, torch.Tensor] = {}
+        if kind == "simulated" and weights.spec:
+            terms["spec"] = self.spectral(enhanced, target)
+        if weights.score or (weights.feat and kind == "simulated"):
+            output = self.critic(enhanced)
+            if weights.score:
+                terms["score"] = score_loss(output.scores, self.metric_weights)
+            if weights.feat and kind == "simulated":
+                with torch.no_grad():
+                    reference = self.critic(target).hidden
+                terms["feat"] = feature_loss(output.hidden, reference)
+        if (kind == "real" and weights.reg) or weights.rank:
+            with torch.no_grad():
+                initial_output = self.initial(noisy, self.rate)
+            if kind == "real" and weights.reg:
+                terms["reg"] = self.spectral(enhanced, initial_output)
+            if weights.rank:
+                terms["rank"] = rank_loss(self.ranker(enhanced, initial_output))
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step; returns the loss terms and the gradient norm."""
+        self.restorer.train()
+        kind, noisy, target = self.batch(self.step)
+        terms = self.losses(kind, noisy, target)
+        weights = self.config.weights
+        total = sum(getattr(weights, name) * value for name, value in terms.items())
+        if not isinstance(total, torch.Tensor):
+            raise SqaError(f"no loss is enabled for {kind} batches; check the loss weights")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.restorer.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        record = {name: float(value.detach()) for name, value in terms.items()}
+        return {
+            "step": self.step,
+            "kind": kind,
+            "loss": float(total.detach()),
+            "grad_norm": float(norm),
+            **record,
+        }
+
+    def evaluate(self) -> dict[str, float]:
+        """Teacher metrics on the held-out simulated pairs and real clips."""
+        self.restorer.eval()
+        return evaluate_restorer(
+            self.restorer,
+            self.eval_pairs,
+            self.config.eval_metrics,
+            real_clips=self.real_clips[: self.config.eval_count],
+            real_metric_names=self.config.real_eval_metrics,
+            sample_rate=self.rate,
+        )
+
+    def check_guard(self) -> GuardVerdict | None:
+        """Run the guard; remember the weights as good when it passes."""
+        if self.guard is None:
+            return None
+        self.restorer.eval()
+        with torch.no_grad():
+            verdict = self.guard.check(self.restorer(self.guard_inputs, self.rate), self.step)
+        if not verdict.failing:
+            self.good_state = copy.deepcopy(self.restorer.state_dict())
+            self.good_step = self.step
+            self.save(self.output_dir / "good.pt")
+        return verdict
+
+    def save(self, path: Path, *, status: str = "running") -> Path:
+        """Write a resumable training checkpoint."""
+        training_state = {
+            "step": self.step,
+            "status": status,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "good_step": self.good_step,
+            "initial_state": self.initial.state_dict(),
+        }
+        metadata = {
+            "trained_steps": self.step,
+            "status": status,
+            "losses": dict(vars(self.config.weights)),
+            "critic": self.config.critic or "",
+        }
+        return save_checkpoint(
+            path,
+            self.restorer,
+            self.restorer.config,
+            kind="bsrnn",
+            metadata=metadata,
+            training_state=training_state,
+        )
+
+    def resume(self, path: Path) -> str:
+        """Restore model, optimizer, scheduler and step from a training checkpoint."""
+        payload = load_checkpoint(path)
+        state = payload.get("training_state")
+        if state is None:
+            raise CheckpointError(f"{path} is not a training checkpoint (no training_state)")
+        self.restorer.load_state_dict(payload["state_dict"])
+        self.initial.load_state_dict(state["initial_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.good_step = int(state["good_step"])
+        self.good_state = copy.deepcopy(self.restorer.state_dict())
+        return str(state["status"])
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def _collapse(self, verdict: GuardVerdict) -> FinetuneResult:
+        evaluation = self.evaluate()  # the collapsed model, for the record
+        self._log({"step": self.step, "event": "collapse", "evaluation": evaluation})
+        message = verdict.message
+        if self.config.guard.action == "rollback":
+            self.restorer.load_state_dict(self.good_state)
+            message += f" Rolled back to the weights of step {self.good_step}."
+        self.save(self.output_dir / "last.pt", status="collapsed")
+        return FinetuneResult(self.step, "collapsed", evaluation, message, self.history)
+
+    def run(self, *, resume: bool = True, progress: bool = False) -> FinetuneResult:
+        """Train until ``steps`` (resuming from ``last.pt``); stop early on a collapse."""
+        config = self.config
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        last = self.output_dir / "last.pt"
+        if resume and last.is_file() and self.resume(last) == "collapsed":
+            message = f"{last}: this run already stopped on a reward-hacking collapse"
+            return FinetuneResult(self.step, "collapsed", {}, message, self.history)
+        evaluation: dict[str, float] = {}
+        started = time.perf_counter()
+        while self.step < config.steps:
+            record = self.train_step()
+            if not math.isfinite(record["loss"]):
+                raise SqaError(f"the loss became non-finite at step {self.step}: {record}")
+            if self.guard is not None and self.step % config.guard_interval == 0:
+                verdict = self.check_guard()
+                record.update(
+                    consistency_db=verdict.consistency_db,
+                    envelope_correlation=verdict.envelope_correlation,
+                )
+                if verdict.fired:
+                    self._log(record)
+                    return self._collapse(verdict)
+            if self.step % config.eval_interval == 0 or self.step == config.steps:
+                evaluation = self.evaluate()
+                record["evaluation"] = evaluation
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            self._log(record)
+            if progress:
+                print(json.dumps(record), flush=True)
+            if self.step % config.checkpoint_interval == 0 or self.step == config.steps:
+                self.save(last)
+        self.save(last, status="finished")
+        return FinetuneResult(self.step, "finished", evaluation, "", self.history)
+
+
+def write_summary(result: FinetuneResult, path: Path) -> None:
+    """Write the outcome as JSON (atomically)."""
+    summary = {
+        "step": result.step,
+        "status": result.status,
+        "message": result.message,
+        "evaluation": result.evaluation,
+    }
+    with atomic_open(path, "w") as stream:
+        stream.write(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
+    """Read a YAML config (unknown keys are an error) with optional top-level overrides."""
+    import yaml
+
+    from sqa.checkpoint import config_from_dict
+
+    source = Path(path)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise SqaError(f"{source}: cannot read the config: {error}") from None
+    if not isinstance(data, dict):
+        raise SqaError(f"{source}: the config must be a mapping")
+    data.update(overrides or {})
+    try:
+        return config_from_dict(FinetuneConfig, data)
+    except CheckpointError as error:
+        raise SqaError(f"{source}: {error}") from None
