@@ -27,7 +27,9 @@ class Subcommand:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "score": Subcommand("sqa.commands.score", "main", "label files with teacher metrics"),
+    "score": Subcommand(
+        "sqa.commands.score", "main", "label files with teacher metrics (`score merge` for shards)"
+    ),
     "pairs": Subcommand("sqa.commands.pairs", "main", "unanimous multi-metric preference pairs"),
     "predict": Subcommand("sqa.commands.predict", "main", "predict metric vectors per file"),
     "evaluate": Subcommand(
@@ -37,7 +39,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "sqa.commands.train_predictor", "main", "train the multi-metric predictor"
     ),
     "track2": Subcommand("sqa.commands.track2", "main", "URGENT 2026 Track-2 submissions"),
-    "rank": Subcommand("rankers.commands", "rank_main", "rank systems from folders of audio"),
+    "rank": Subcommand(
+        "rankers.commands", "rank_main", "rank systems with URGENT-PK/ECS (or ECS over scores)"
+    ),
     "train-ranker": Subcommand("rankers.commands", "train_main", "train the URGENT-PK ranker"),
     "enhance": Subcommand("se_finetune.commands", "enhance_main", "run a restorer on a folder"),
     "simulate": Subcommand("se_finetune.commands", "simulate_main", "build degraded folders"),

@@ -1,0 +1,408 @@
+"""``sqa rank`` (rank systems from folders of audio) and ``sqa train-ranker``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from rankers.adaptive import adaptive_ranking
+from rankers.bradley_terry import bradley_terry_bootstrap
+from rankers.ecs import ecs_ranking, scalar_probability_table, symmetrise
+from rankers.inference import HomologousAudio, RankerScorer
+from sqa.audio import is_audio_file
+from sqa.errors import SqaError
+from sqa.fileio import atomic_open, check_writable, write_rows
+
+NO_RANKER_MESSAGE = (
+    "no ranker given: pass --ranker CHECKPOINT (a file from `sqa train-ranker`) or a name from "
+    "checkpoints/manifest.json; no default ranker ships with this version yet"
+)
+
+
+def build_rank_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``sqa rank``."""
+    parser = argparse.ArgumentParser(
+        prog="sqa rank",
+        description="Rank systems (folders of homologous enhanced files) with a pairwise ranker "
+        "and the ECS algorithm of URGENT-PK.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--systems", nargs="+", metavar="DIR", help="one folder per system")
+    source.add_argument("--root", metavar="DIR", help="folder whose sub-folders are systems")
+    parser.add_argument("--noisy", metavar="DIR", help="unprocessed inputs (Noisy-Speech MOS)")
+    parser.add_argument("--ranker", metavar="CKPT|NAME", help="ranker checkpoint or name")
+    parser.add_argument(
+        "--scores",
+        metavar="TABLE",
+        help="baseline instead of a ranker: ECS over per-file scalar scores (CSV/JSONL with "
+        "system_id, sample_id and --score-column, e.g. from `sqa score`)",
+    )
+    parser.add_argument("--score-column", default="dnsmos_ovrl", help="column of --scores")
+    parser.add_argument(
+        "--scoring", choices=("bs", "nbs"), default="nbs", help="Binary or Non-Binary Scoring"
+    )
+    parser.add_argument("--symmetric", action="store_true", help="average both input orders")
+    parser.add_argument("--adaptive", action="store_true", help="compare only uncertain pairs")
+    parser.add_argument("--mos", metavar="CSV", help="human MOS (per file or per system)")
+    parser.add_argument("--mos-column", default="mos", help="column of --mos")
+    parser.add_argument("--output", required=True, help="ranking table (.csv or .jsonl)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="resamples for rank CIs")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap/adaptive seed")
+    parser.add_argument("--strict", action="store_true", help="missing files are an error")
+    parser.add_argument("--force", action="store_true", help="overwrite outputs")
+    return parser
+
+
+def side_outputs(output: Path) -> tuple[Path, Path]:
+    """Paths of the win-rate matrix CSV and the summary JSON written next to ``output``."""
+    return (
+        output.with_name(f"{output.stem}_matrix.csv"),
+        output.with_name(f"{output.stem}_summary.json"),
+    )
+
+
+def load_ranker(name_or_path: str | None, device: str) -> Any:
+    """Load a ranker checkpoint (our model kinds are registered on import)."""
+    if not name_or_path:
+        raise SqaError(NO_RANKER_MESSAGE)
+    # Importing the model modules registers their kinds even without installed entry points.
+    import rankers.cached
+    import rankers.model  # noqa: F401
+    from sqa.checkpoint import load_model
+
+    model = load_model(name_or_path, device=device)
+    if not hasattr(model, "compare_features") and not hasattr(model, "compare_embeddings"):
+        raise SqaError(f"{name_or_path} is not a pairwise ranker checkpoint")
+    return model
+
+
+def _folder_index(folder: str) -> dict[str, Path]:
+    base = Path(folder)
+    if not base.is_dir():
+        raise SqaError(f"--noisy {folder}: not a folder")
+    return {entry.stem: entry for entry in sorted(base.iterdir()) if is_audio_file(entry)}
+
+
+def score_all(
+    scorer: RankerScorer,
+    audio: HomologousAudio,
+    systems: list[str],
+    utterances: list[str],
+    arguments: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Full ECS table ``(K, K, M)``, replication MOS ``(K, M)``, noisy MOS ``(K, M)``, skipped."""
+    count = len(systems)
+    table = np.full((count, count, len(utterances)), np.nan)
+    replication = np.full((count, len(utterances)), np.nan)
+    noisy_mos = np.full((count, len(utterances)), np.nan)
+    noisy_paths = _folder_index(arguments.noisy) if arguments.noisy else {}
+    noisy_audio = HomologousAudio({"noisy": noisy_paths}, audio.sample_rate)
+    skipped = []
+    for index, utterance in enumerate(tqdm(utterances, desc="sqa rank", file=sys.stderr)):
+        waves = audio.load(systems, utterance)
+        if waves is None:
+            skipped.append(utterance)
+            continue
+        table[:, :, index], replication[:, index] = scorer.utterance_table(
+            waves, arguments.symmetric
+        )
+        if arguments.noisy:
+            noisy = noisy_audio.load(["noisy"], utterance)
+            if noisy is not None:
+                length = min(noisy.shape[1], waves.shape[1])
+                noisy_mos[:, index] = scorer.noisy_speech_mos(waves[:, :length], noisy[0, :length])
+    # A missing/unreadable noisy input only loses that utterance's Noisy-Speech MOS (reported).
+    audio.unreadable.extend(noisy_audio.unreadable)
+    return table, replication, noisy_mos, skipped
+
+
+def _mean_rows(values: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(
+            finite.any(axis=1), np.where(finite, values, 0).sum(1) / finite.sum(1), np.nan
+        )
+
+
+def correlations(scores: np.ndarray, systems: list[str], mos: dict[str, float]) -> dict[str, Any]:
+    """System-level KRCC/SRCC/LCC of ``scores`` against human MOS (systems without MOS left out)."""
+    from sqa.stats import ktau, lcc, srcc
+
+    chosen = [
+        index for index, system in enumerate(systems) if math.isfinite(mos.get(system, math.nan))
+    ]
+    predicted = scores[chosen]
+    reference = np.array([mos[systems[index]] for index in chosen])
+    return {
+        "systems": len(chosen),
+        "krcc": ktau(predicted, reference),
+        "srcc": srcc(predicted, reference),
+        "lcc": lcc(predicted, reference),
+    }
+
+
+@dataclass
+class RankRun:
+    """What a ranking pass produced, before ECS/Bradley–Terry and output.
+
+    Attributes:
+        table: ``(K, K, M)`` probability table.
+        replication: ``(K, M)`` per-file MOS (replication mode) or scalar scores; NaN if none.
+        noisy_mos: ``(K, M)`` Noisy-Speech MOS; NaN if not requested.
+        skipped: Utterances left out because a file was unusable.
+        summary: Extra entries for the summary JSON.
+    """
+
+    table: np.ndarray
+    replication: np.ndarray
+    noisy_mos: np.ndarray
+    skipped: list[str]
+    summary: dict[str, Any]
+
+
+def rank_main(argv: Sequence[str]) -> int:
+    """``sqa rank``: see ``sqa rank --help``."""
+    from sqa.data.folders import discover_systems, match_homologous, systems_from_paths
+
+    arguments = build_rank_parser().parse_args(list(argv))
+    output = check_writable(arguments.output, arguments.force)
+    for path in side_outputs(output):
+        check_writable(path, arguments.force)
+    if arguments.root:
+        folders = discover_systems(arguments.root)
+    else:
+        folders = systems_from_paths(arguments.systems)
+    if len(folders) < 2:
+        raise SqaError(f"need at least two systems to rank, found {len(folders)}")
+    homologous = match_homologous(folders, strict=arguments.strict)
+    if arguments.scores:
+        run = _run_scalar(arguments, homologous)
+    else:
+        run = _run_ranker(arguments, homologous)
+    if len(run.skipped) == len(homologous.utterances):
+        raise SqaError(
+            "no utterance could be read in every system: " + _describe(run.summary["unreadable"])
+        )
+    ranking = ecs_ranking(run.table, homologous.systems, arguments.scoring, arguments.symmetric)
+    table = symmetrise(run.table) if arguments.symmetric else run.table
+    bootstrap = bradley_terry_bootstrap(
+        table, arguments.scoring, arguments.bootstrap, seed=arguments.seed
+    )
+    human = _read_mos(arguments)
+    rows = _ranking_rows(
+        ranking, bootstrap, _mean_rows(run.replication), _mean_rows(run.noisy_mos), human
+    )
+    summary = {
+        "systems": len(homologous.systems),
+        "utterances": len(homologous.utterances) - len(run.skipped),
+        "scoring": arguments.scoring,
+        "symmetric": arguments.symmetric,
+        "skipped_utterances": run.skipped,
+        "missing": homologous.missing,
+        **run.summary,
+    }
+    if human:
+        summary["correlation_ecs"] = correlations(ranking.scores, homologous.systems, human)
+    _write_outputs(output, rows, ranking, summary, arguments.force)
+    _report(summary, output)
+    return 0
+
+
+def _run_ranker(arguments: argparse.Namespace, homologous: Any) -> RankRun:
+    """Score every (or, adaptively, some) homologous pairs with the ranker model."""
+    systems, utterances = homologous.systems, homologous.utterances
+    model = load_ranker(arguments.ranker, arguments.device)
+    audio = HomologousAudio(homologous.paths, int(model.sample_rate))
+    scorer = RankerScorer(model, arguments.device, arguments.batch_size)
+    summary: dict[str, Any] = {"ranker": arguments.ranker}
+    if arguments.adaptive:
+        result = adaptive_ranking(
+            lambda requests: scorer.compare_requests(audio, systems, utterances, requests),
+            len(systems),
+            len(utterances),
+            scoring=arguments.scoring,
+            seed=arguments.seed,
+        )
+        empty = np.full((len(systems), len(utterances)), np.nan)
+        skipped = sorted({item[1] for item in audio.unreadable})
+        summary["adaptive"] = {"comparisons": result.comparisons, "full": result.full_comparisons}
+        run = RankRun(result.probabilities, empty, empty, skipped, summary)
+    else:
+        table, replication, noisy_mos, skipped = score_all(
+            scorer, audio, systems, utterances, arguments
+        )
+        run = RankRun(table, replication, noisy_mos, skipped, summary)
+    audio.warn_cropped()
+    summary["unreadable"] = [list(item) for item in audio.unreadable]
+    return run
+
+
+def _run_scalar(arguments: argparse.Namespace, homologous: Any) -> RankRun:
+    """ECS over per-file scores of any scalar predictor (a baseline; higher is better)."""
+    from rankers.data import read_mos_table
+
+    values = read_mos_table(arguments.scores, arguments.score_column)
+    scores = np.array(
+        [
+            [values.get((system, stem), np.nan) for stem in homologous.utterances]
+            for system in homologous.systems
+        ]
+    )
+    summary = {
+        "scores": arguments.scores,
+        "score_column": arguments.score_column,
+        "missing_scores": int(np.isnan(scores).sum()),
+        "unreadable": [],
+    }
+    return RankRun(scalar_probability_table(scores), scores, scores * np.nan, [], summary)
+
+
+def _describe(unreadable: Sequence[Sequence[str]]) -> str:
+    return "; ".join(
+        f"{system}/{utterance}: {reason}" for system, utterance, reason in unreadable[:5]
+    )
+
+
+def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:
+    if not arguments.mos:
+        return {}
+    from rankers.data import read_system_mos
+
+    return read_system_mos(arguments.mos, arguments.mos_column)
+
+
+def _ranking_rows(
+    ranking: Any, bootstrap: Any, replication: np.ndarray, noisy: np.ndarray, human: dict
+) -> list[dict[str, Any]]:
+    order = np.lexsort((np.arange(len(ranking.systems)), -ranking.scores))
+    rows = []
+    for index in order:
+        row = {
+            "rank": int(ranking.ranks[index]),
+            "system": ranking.systems[index],
+            "ecs_score": float(ranking.scores[index]),
+            "win_rate": float(ranking.win_rates[index]),
+            "predicted_mos": float(replication[index]),
+            "rank_ci_low": int(bootstrap.rank_low[index]),
+            "rank_ci_high": int(bootstrap.rank_high[index]),
+            "bt_strength": float(bootstrap.strengths[index]),
+        }
+        if np.isfinite(noisy).any():
+            row["predicted_mos_noisy"] = float(noisy[index])
+        if human:
+            row["human_mos"] = float(human.get(ranking.systems[index], math.nan))
+        rows.append(row)
+    return rows
+
+
+def _write_outputs(
+    output: Path, rows: list[dict[str, Any]], ranking: Any, summary: dict, force: bool
+) -> None:
+    """Write the win-rate matrix, the summary JSON and (last) the ranking table."""
+    matrix_path, summary_path = side_outputs(output)
+    matrix_rows = [
+        {
+            "system": system,
+            **{
+                other: float(ranking.win_matrix[row, column])
+                for column, other in enumerate(ranking.systems)
+            },
+        }
+        for row, system in enumerate(ranking.systems)
+    ]
+    write_rows(matrix_path, matrix_rows, force=force)
+    check_writable(summary_path, force)
+    with atomic_open(summary_path) as stream:
+        stream.write(json.dumps(summary, indent=2, default=str, allow_nan=True) + "\n")
+    write_rows(output, rows, force=force)
+
+
+def _report(summary: dict, output: Path) -> None:
+    if summary["unreadable"]:
+        print(
+            f"sqa rank: skipped {len(summary['skipped_utterances'])} utterance(s) with unusable "
+            f"files: {_describe(summary['unreadable'])}",
+            file=sys.stderr,
+        )
+    if summary.get("adaptive"):
+        report = summary["adaptive"]
+        print(
+            f"sqa rank: adaptive mode used {report['comparisons']} of {report['full']} comparisons",
+            file=sys.stderr,
+        )
+    if "correlation_ecs" in summary:
+        values = summary["correlation_ecs"]
+        print(
+            f"system-level vs MOS ({values['systems']} systems): KRCC {values['krcc']:.3f} "
+            f"SRCC {values['srcc']:.3f} LCC {values['lcc']:.3f}"
+        )
+    print(f"wrote {output}")
+
+
+TRAIN_CHOICES = {
+    "model": ("paper", "compact", "cached", "ssl"),
+    "ties": ("drop", "half"),
+    "scoring": ("bs", "nbs"),
+}
+
+
+def _attribute_descriptions(docstring: str) -> dict[str, str]:
+    """``name -> text`` from the ``Attributes:`` section of a Google-style docstring."""
+    section = docstring.split("Attributes:", 1)[-1]
+    found = {}
+    for line in section.splitlines():
+        name, separator, text = line.strip().partition(": ")
+        if separator and name.isidentifier():
+            found[name] = text.replace("``", "")
+    return found
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``sqa train-ranker`` (one option per :class:`TrainConfig` field)."""
+    from rankers.train import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="sqa train-ranker", description="Train URGENT-PK.")
+    parser.add_argument("data", help="folder root (+ --mos-csv), data.jsonl, Kaldi dir or CSV")
+    parser.add_argument("--output-dir", required=True, help="run folder (checkpoints, logs)")
+    descriptions = _attribute_descriptions(TrainConfig.__doc__ or "")
+    for field in fields(TrainConfig):
+        if field.name in {"data", "output_dir"}:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        described = descriptions.get(field.name, "")
+        if field.type in ("bool", bool):
+            parser.add_argument(
+                option, action=argparse.BooleanOptionalAction, default=field.default, help=described
+            )
+        else:
+            kind = {"int": int, "float": float}.get(str(field.type), str)
+            parser.add_argument(
+                option,
+                type=kind,
+                default=field.default,
+                choices=TRAIN_CHOICES.get(field.name),
+                help=f"{described} (default: %(default)s)",
+            )
+    return parser
+
+
+def train_main(argv: Sequence[str] | None) -> int:
+    """``sqa train-ranker``: see ``sqa train-ranker --help``."""
+    from rankers.train import TrainConfig, train
+
+    arguments = vars(build_train_parser().parse_args(list(argv or [])))
+    config = TrainConfig(**arguments)
+    best = train(config)
+    print(f"best checkpoint: {best}")
+    return 0

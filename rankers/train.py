@@ -1,0 +1,414 @@
+"""Training of the URGENT-PK ranker (``sqa train-ranker`` / ``python -m rankers.train``).
+
+Loss: ``alpha * BCE(logit, label) + beta * MSE([mos_a, mos_b], [MOS_a, MOS_b])`` with NaN MOS
+masked out of the MSE (preference-only pairs train the comparison alone); ``alpha = beta = 0.5`` is
+the paper, ``alpha = 2, beta = 1`` reproduces the reference code. AdamW, StepLR x``lr_decay`` per
+epoch, gradient clipping, zero padding with length masks, optional random crops.
+
+Selection (paper, section III-E): the best ``keep_best`` epochs by validation loss are kept; each
+is scored by ECS on the validation utterances (LCC + SRCC + KRCC of ECS scores against the
+validation systems' mean MOS) and the winner is written to ``best.pt``.
+
+Multi-process: run under ``torchrun`` (``WORLD_SIZE`` set) and training uses DDP (gloo on CPU,
+nccl on CUDA) with a distributed sampler; only rank 0 writes files. ``last.pt`` holds the full
+training state and is picked up again by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rankers.data import (
+    PairDataset,
+    build_pairs,
+    collate_pairs,
+    load_training_records,
+    pairs_from_preferences,
+    utterance_key,
+)
+from rankers.selection import select_best, split_by_utterance
+from sqa.checkpoint import load_checkpoint, save_checkpoint
+from sqa.errors import DataFormatError
+from sqa.fileio import read_rows
+from sqa.runs import seed_everything, write_run_metadata
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a ranker training run (defaults: paper mel model).
+
+    Attributes:
+        data: Training data (folder root, data.jsonl, Kaldi folder, CSV or URGENT-PK layout).
+        output_dir: Run folder (checkpoints, config.yaml, environment.json).
+        mos_csv: Per-file MOS table for a folder root.
+        preferences: Preference pairs from `sqa pairs` (CSV/JSONL), used with or instead of MOS.
+        model: Preset: ``paper``, ``compact``, ``cached`` or ``ssl``.
+        ssl_path: Local transformers model directory for ``ssl``.
+        freeze: Freeze the ssl backbone.
+        lstm_hidden: BiLSTM units after the ssl backbone (0: none).
+        validation_utterances: Utterances held out for validation (paper: 8 of 300).
+        delta: MOS difference threshold for keeping a pair.
+        ties: ``drop`` or ``half`` for exact ties when ``delta`` is 0.
+        alpha: Weight of the BCE term.
+        beta: Weight of the MSE term.
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        lr_decay: StepLR factor per epoch.
+        grad_clip: Gradient norm clip.
+        batch_size: Pairs per batch (per process).
+        epochs: Training epochs.
+        max_steps_per_epoch: Cap on steps per epoch (0: none; for smoke tests).
+        max_seconds: Random crop length for long pairs (0: no crop).
+        keep_best: Checkpoints kept by validation loss.
+        scoring: ECS scoring used for selection.
+        seed: Global seed.
+        device: ``cpu`` or ``cuda``.
+        cache_audio: Keep decoded audio in memory.
+        resume: Continue from ``output_dir/last.pt`` when present.
+    """
+
+    data: str
+    output_dir: str
+    mos_csv: str | None = None
+    preferences: str | None = None
+    model: str = "paper"
+    ssl_path: str | None = None
+    freeze: bool = True
+    lstm_hidden: int = 0
+    validation_utterances: int = 8
+    delta: float = 0.3
+    ties: str = "drop"
+    alpha: float = 0.5
+    beta: float = 0.5
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-6
+    lr_decay: float = 0.85
+    grad_clip: float = 0.5
+    batch_size: int = 12
+    epochs: int = 30
+    max_steps_per_epoch: int = 0
+    max_seconds: float = 0.0
+    keep_best: int = 9
+    scoring: str = "bs"
+    seed: int = 0
+    device: str = "cpu"
+    cache_audio: bool = False
+    resume: bool = False
+
+
+def preset_model(config: TrainConfig) -> tuple[str, Any]:
+    """``(kind, model config)`` for the preset named by ``config.model``."""
+    from rankers.cached import MODEL_KIND as CACHED_KIND
+    from rankers.cached import CachedRankerConfig
+    from rankers.encoders import ssl_config_from_directory
+    from rankers.model import MODEL_KIND, PAPER_CONFIG, PairwiseRankerConfig, compact_config
+
+    if config.model == "paper":
+        return MODEL_KIND, PAPER_CONFIG
+    if config.model == "compact":
+        return MODEL_KIND, compact_config()
+    if config.model == "cached":
+        return CACHED_KIND, CachedRankerConfig()
+    if config.model == "ssl":
+        if not config.ssl_path:
+            raise DataFormatError("--model ssl needs --ssl-path (a local transformers model dir)")
+        return MODEL_KIND, PairwiseRankerConfig(
+            encoder="ssl",
+            ssl_path=config.ssl_path,
+            ssl_config_json=ssl_config_from_directory(config.ssl_path),
+            freeze=config.freeze,
+            lstm_hidden=config.lstm_hidden,
+        )
+    raise DataFormatError(f"unknown model preset {config.model!r}")
+
+
+def ranker_loss(
+    output: Sequence[torch.Tensor],
+    label: torch.Tensor,
+    mos: torch.Tensor,
+    alpha: float,
+    beta: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Multi-task loss of a batch.
+
+    Args:
+        output: ``(logit, mos_a, mos_b)``, each ``(B,)``.
+        label: ``(B,)`` targets in {0, 0.5, 1}.
+        mos: ``(B, 2)`` human MOS of both inputs, NaN where unknown.
+        alpha: BCE weight.
+        beta: MSE weight.
+
+    Returns:
+        The scalar loss and its parts (``bce``, ``mse``; ``mse`` NaN when no MOS is known).
+    """
+    logit, mos_a, mos_b = output
+    bce = F.binary_cross_entropy_with_logits(logit, label)
+    predicted = torch.stack([mos_a, mos_b], dim=1)
+    known = torch.isfinite(mos)
+    if bool(known.any()):
+        mse = (predicted[known] - mos[known]).square().mean()
+        loss = alpha * bce + beta * mse
+        mse_value = float(mse.detach())
+    else:
+        loss, mse_value = alpha * bce, math.nan
+    return loss, {"bce": float(bce.detach()), "mse": mse_value}
+
+
+def distributed_context(device: str) -> tuple[int, int]:
+    """Start a process group when launched by torchrun; returns ``(rank, world_size)``."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return torch.distributed.get_rank(), world_size
+
+
+def make_loader(
+    dataset: PairDataset, config: TrainConfig, shuffle: bool, world_size: int, rank: int
+) -> torch.utils.data.DataLoader:
+    """Data loader, with a :class:`DistributedSampler` under DDP."""
+    sampler = None
+    if world_size > 1:
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=config.seed
+        )
+    generator = torch.Generator().manual_seed(config.seed)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        collate_fn=collate_pairs,
+        generator=generator,
+    )
+
+
+def run_epoch(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer | None,
+) -> float:
+    """One pass over ``loader``; trains when ``optimizer`` is given. Returns the mean loss."""
+    model.train(optimizer is not None)
+    total, count = 0.0, 0
+    for step, batch in enumerate(loader):
+        if config.max_steps_per_epoch and step >= config.max_steps_per_epoch:
+            break
+        batch = {key: value.to(config.device) for key, value in batch.items()}
+        with torch.set_grad_enabled(optimizer is not None):
+            output = model(batch["wave_a"], batch["wave_b"], batch["lengths"], batch["lengths"])
+            loss, _ = ranker_loss(output, batch["label"], batch["mos"], config.alpha, config.beta)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+        total += float(loss.detach()) * batch["label"].shape[0]
+        count += batch["label"].shape[0]
+    return total / max(count, 1)
+
+
+class BestCheckpoints:
+    """Keeps the ``limit`` checkpoints with the lowest validation loss on disk."""
+
+    def __init__(self, folder: Path, limit: int, entries: Sequence[Sequence[Any]] = ()) -> None:
+        self.folder = folder
+        self.limit = limit
+        self.entries: list[tuple[float, str]] = [(float(a), str(b)) for a, b in entries]
+
+    def offer(
+        self, loss: float, epoch: int, model: nn.Module, kind: str, model_config: Any
+    ) -> None:
+        """Save this epoch if it is among the best, deleting the one it displaces."""
+        if len(self.entries) >= self.limit and loss >= max(entry[0] for entry in self.entries):
+            return
+        path = self.folder / f"epoch{epoch:03d}.pt"
+        metadata = {"epoch": epoch, "validation_loss": loss}
+        save_checkpoint(path, unwrap(model), model_config, kind=kind, metadata=metadata)
+        self.entries = sorted([*self.entries, (loss, str(path))])
+        for _, stale in self.entries[self.limit :]:
+            Path(stale).unlink(missing_ok=True)
+        self.entries = self.entries[: self.limit]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _training_state(
+    epoch: int, optimizer: torch.optim.Optimizer, scheduler: Any, best: BestCheckpoints
+) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best": [list(entry) for entry in best.entries],
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _prepare(config: TrainConfig) -> tuple[Any, list, list]:
+    records, split = load_training_records(config.data, config.mos_csv)
+    train_records, validation_records = split_by_utterance(
+        records, config.validation_utterances, config.seed, split
+    )
+    pairs = build_pairs(train_records, config.delta, config.ties)
+    validation_pairs = build_pairs(validation_records, config.delta, config.ties)
+    if config.preferences:
+        held_out = {utterance_key(record) for record in validation_records}
+        preferred = pairs_from_preferences(read_rows(config.preferences), records)
+        pairs += [pair for pair in preferred if pair.utterance_id not in held_out]
+        validation_pairs += [pair for pair in preferred if pair.utterance_id in held_out]
+    if not pairs:
+        raise DataFormatError(
+            f"no training pairs with |dMOS| > {config.delta} in {config.data} and no "
+            "--preferences (are MOS labels set?)"
+        )
+    return pairs, validation_pairs, validation_records
+
+
+@dataclass
+class TrainingRun:
+    """The live objects of a run (model possibly DDP-wrapped)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    best: BestCheckpoints
+    folder: Path
+    kind: str
+    model_config: Any
+
+
+def _setup(config: TrainConfig, model_config: Any, kind: str, world_size: int) -> tuple:
+    """Build model, optimiser and scheduler, resume if asked; returns ``(run, start epoch)``."""
+    from sqa.checkpoint import model_classes
+
+    folder = Path(config.output_dir)
+    model: nn.Module = model_classes(kind)[1](model_config).to(config.device)
+    optimizer = torch.optim.AdamW(
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_decay)
+    best = BestCheckpoints(folder, config.keep_best)
+    start_epoch = _maybe_resume(config, folder, model, optimizer, scheduler, best)
+    if world_size > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    run = TrainingRun(model, optimizer, scheduler, best, folder, kind, model_config)
+    return run, start_epoch
+
+
+def _end_epoch(
+    run: TrainingRun, epoch: int, train_loss: float, validation: Any, config: TrainConfig
+) -> None:
+    """Validate, log, offer the epoch to the best-N set and write ``last.pt`` (rank 0 only)."""
+    # The unwrapped module: a DDP forward would start collectives the other ranks never join.
+    validation_loss = (
+        run_epoch(unwrap(run.model), validation, config, None) if len(validation) else train_loss
+    )
+    print(
+        f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, "
+        f"validation loss {validation_loss:.4f}, lr {run.scheduler.get_last_lr()[0]:.2e}",
+        file=sys.stderr,
+        flush=True,
+    )
+    run.best.offer(validation_loss, epoch, run.model, run.kind, run.model_config)
+    save_checkpoint(
+        run.folder / "last.pt",
+        unwrap(run.model),
+        run.model_config,
+        kind=run.kind,
+        metadata={"train_loss": train_loss},
+        training_state=_training_state(epoch + 1, run.optimizer, run.scheduler, run.best),
+    )
+
+
+def train(config: TrainConfig, model_config: Any = None, kind: str | None = None) -> Path:
+    """Train, keep the best checkpoints and select ``best.pt`` by validation ECS.
+
+    Args:
+        config: Run settings.
+        model_config: Explicit model config (overrides the ``config.model`` preset).
+        kind: Checkpoint kind of ``model_config`` (required with it).
+
+    Returns:
+        Path of ``best.pt`` (rank 0; other ranks return it too but write nothing).
+    """
+    seed_everything(config.seed)
+    rank, world_size = distributed_context(config.device)
+    if model_config is None:
+        kind, model_config = preset_model(config)
+    elif kind is None:
+        raise DataFormatError("train(): an explicit model_config needs its checkpoint kind")
+    if rank == 0:
+        write_run_metadata(config.output_dir, config)
+    pairs, validation_pairs, validation_records = _prepare(config)
+    run, start_epoch = _setup(config, model_config, kind, world_size)
+    crop = config.max_seconds or None
+    rate = model_config.sample_rate
+    train_set = PairDataset(pairs, rate, crop, config.seed, config.cache_audio)
+    validation_set = PairDataset(validation_pairs, rate, crop, config.seed, True)
+    loader = make_loader(train_set, config, True, world_size, rank)
+    validation_loader = make_loader(validation_set, config, False, 1, 0)
+    for epoch in range(start_epoch, config.epochs):
+        train_set.epoch = epoch
+        if world_size > 1:
+            loader.sampler.set_epoch(epoch)
+        train_loss = run_epoch(run.model, loader, config, run.optimizer)
+        run.scheduler.step()
+        if rank == 0:
+            _end_epoch(run, epoch, train_loss, validation_loader, config)
+    if world_size > 1:
+        torch.distributed.barrier()
+    if rank == 0:
+        select_best(run.best, validation_records, config, run.folder)
+    return run.folder / "best.pt"
+
+
+def _maybe_resume(
+    config: TrainConfig,
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    best: BestCheckpoints,
+) -> int:
+    """Restore ``last.pt`` when resuming; returns the epoch to start from."""
+    last = folder / "last.pt"
+    if not (config.resume and last.is_file()):
+        return 0
+    payload = load_checkpoint(last)
+    state = payload["training_state"]
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    best.entries = [(float(loss), str(path)) for loss, path in state["best"]]
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m rankers.train``)."""
+    from rankers.commands import train_main
+
+    return train_main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
