@@ -18,7 +18,6 @@ Example (scaled down, 2 threads)::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import soundfile
 import torch
+from common import emit_summary
 
 from rankers.cached import CachedPairwiseRanker, CachedRankerConfig
 from rankers.inference import HomologousAudio, RankerScorer, upper_pairs
@@ -195,13 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{dnsmos['target_wall_s']:.0f} s",
             file=sys.stderr,
         )
-    text = json.dumps(results, indent=2)
-    if arguments.output:
-        from sqa.fileio import atomic_open
-
-        with atomic_open(arguments.output) as stream:
-            stream.write(text + "\n")
-    print(text)
+    emit_summary(results, arguments.output)
     return 0
 
 

@@ -19,29 +19,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import soundfile
+from common import emit_summary, write_degraded_corpus
 
 from sqa.metrics.registry import expand_metric_names
 from sqa.metrics.runner import ScoreTask, run_tasks
 from sqa.metrics.scorer import ScoringOptions
-from sqa.synthetic import add_noise_at_snr, speech_like
 
 RATE = 16000
-
-
-def write_corpus(folder: Path, files: int, duration: float) -> list[ScoreTask]:
-    """Synthetic degraded clips and references; returns the scoring tasks."""
-    generator = np.random.default_rng(0)
-    tasks = []
-    for index in range(files):
-        clean = speech_like(duration, RATE, seed=index)
-        noisy = add_noise_at_snr(clean, float(generator.uniform(-5, 25)), seed=10_000 + index)
-        reference, degraded = folder / f"ref{index:04d}.wav", folder / f"deg{index:04d}.wav"
-        soundfile.write(reference, clean, RATE)
-        soundfile.write(degraded, noisy, RATE)
-        tasks.append(ScoreTask("bench", f"deg{index:04d}", str(degraded), str(reference)))
-    return tasks
 
 
 def measure(
@@ -86,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ScoringOptions(dnsmos_mode=arguments.dnsmos_mode)
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        tasks = write_corpus(Path(folder), arguments.files, arguments.duration)
+        pairs = write_degraded_corpus(Path(folder), arguments.files, arguments.duration)
+        tasks = [ScoreTask("bench", Path(d).stem, d, r) for d, r in pairs]
         for jobs in arguments.jobs:
             results.append(measure(tasks, names, options, jobs))
             print(json.dumps(results[-1]), file=sys.stderr)
@@ -96,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration": arguments.duration,
         "runs": results,
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if arguments.output:
-        Path(arguments.output).write_text(text + "\n", encoding="utf-8")
+    emit_summary(summary, arguments.output)
     return 0
 
 

@@ -6,7 +6,8 @@ spanning 0-8 kHz without area normalisation, then ``10 * log10(max(x, 1e-10))``.
 
 With 161 FFT bins (50 Hz apart) and 120 mel bands the lowest bands are narrower than one bin, so a
 few filters contain no FFT bin and always output the floor (-100 dB). This matches the reference
-configuration and is kept on purpose; :func:`empty_mel_filters` reports which bands are empty.
+configuration and is kept on purpose; :func:`sqa.mel.empty_mel_filters` reports which bands are
+empty.
 """
 
 from __future__ import annotations
@@ -16,52 +17,7 @@ import math
 import torch
 from torch import nn
 
-
-def hz_to_mel_htk(frequency: torch.Tensor) -> torch.Tensor:
-    """HTK mel scale: ``2595 * log10(1 + f / 700)``."""
-    return 2595.0 * torch.log10(1.0 + frequency / 700.0)
-
-
-def mel_to_hz_htk(mel: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`hz_to_mel_htk`."""
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-def htk_mel_filterbank(
-    n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
-) -> torch.Tensor:
-    """Triangular mel filters on the HTK scale, peak height 1, no normalisation.
-
-    Args:
-        n_freqs: Number of one-sided FFT bins (``n_fft // 2 + 1``).
-        n_mels: Number of mel bands.
-        sample_rate: Sampling rate in Hz.
-        f_min: Lowest band edge in Hz.
-        f_max: Highest band edge in Hz (default: Nyquist).
-
-    Returns:
-        Filterbank matrix of shape ``(n_freqs, n_mels)``.
-    """
-    upper = sample_rate / 2.0 if f_max is None else f_max
-    bin_frequencies = torch.linspace(0.0, sample_rate / 2.0, n_freqs, dtype=torch.float64)
-    mel_edges = torch.linspace(
-        float(hz_to_mel_htk(torch.tensor(f_min, dtype=torch.float64))),
-        float(hz_to_mel_htk(torch.tensor(upper, dtype=torch.float64))),
-        n_mels + 2,
-        dtype=torch.float64,
-    )
-    edges_hz = mel_to_hz_htk(mel_edges)
-    widths = edges_hz[1:] - edges_hz[:-1]
-    # distance of every FFT bin to every band edge: (n_freqs, n_mels + 2)
-    offsets = edges_hz.unsqueeze(0) - bin_frequencies.unsqueeze(1)
-    rising = -offsets[:, :-2] / widths[:-1]
-    falling = offsets[:, 2:] / widths[1:]
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(torch.float32)
-
-
-def empty_mel_filters(filterbank: torch.Tensor) -> list[int]:
-    """Indices of mel bands that contain no FFT bin (all-zero columns of the filterbank)."""
-    return [int(index) for index in torch.nonzero(filterbank.sum(dim=0) == 0).flatten()]
+from sqa.mel import htk_mel_filterbank
 
 
 def frames_for_lengths(lengths: torch.Tensor, hop_length: int) -> torch.Tensor:

@@ -41,6 +41,12 @@ def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
     return destination
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(
     path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
@@ -66,6 +72,8 @@ def atomic_open(
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp creates 0600 files; results are meant to be shared like any other output
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

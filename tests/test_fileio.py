@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,14 @@ def test_bad_jsonl_line_names_the_line(tmp_path: Path) -> None:
     path.write_text('{"a": 1}\nnot json\n')
     with pytest.raises(DataFormatError, match="bad.jsonl:2"):
         read_rows(path)
+
+
+def test_atomic_output_gets_the_usual_permissions(tmp_path: Path) -> None:
+    # mkstemp's private 0600 mode must not leak into results other users read
+    previous = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "out.txt") as stream:
+            stream.write("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644

@@ -14,7 +14,7 @@ from rankers.cached import MODEL_KIND as CACHED_KIND
 from rankers.cached import CachedPairwiseRanker, CachedRankerConfig
 from rankers.data import build_pairs
 from rankers.ecs import ecs_scores, symmetrise
-from rankers.features import LogMelSpectrogram, empty_mel_filters, htk_mel_filterbank
+from rankers.features import LogMelSpectrogram
 from rankers.inference import RankerScorer
 from rankers.model import (
     MODEL_KIND,
@@ -29,6 +29,7 @@ from rankers.resnet import masked_mean_std
 from rankers.train import TrainConfig, ranker_loss, train
 from sqa.checkpoint import build_model, load_checkpoint, save_checkpoint
 from sqa.data.records import AudioRecord
+from sqa.mel import empty_mel_filters, htk_mel_filterbank
 from sqa.stats import ktau
 from sqa.synthetic import speech_like, write_system_folders
 

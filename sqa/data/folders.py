@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from sqa.audio import AUDIO_EXTENSIONS, is_audio_file
 from sqa.data.records import AudioRecord, check_unique
 from sqa.errors import DataFormatError, SqaError
+from sqa.fileio import atomic_open
 
 EXAMPLES_SHOWN = 5
 
@@ -192,16 +192,8 @@ def match_homologous(system_dirs: Mapping[str, Path], *, strict: bool = False) -
 
 def _copy_atomic(source: Path, destination: Path) -> None:
     """Copy a file so that ``destination`` appears complete or not at all."""
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with open(source, "rb") as reader, atomic_open(destination, "wb") as writer:
+        shutil.copyfileobj(reader, writer)
 
 
 def write_system_folders(

@@ -1,0 +1,130 @@
+"""``sqa train-predictor``: train the multi-metric predictor (see :mod:`sqa.predictors.train`).
+
+Works unchanged under ``torchrun --nproc_per_node N -m sqa.cli train-predictor ...`` (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from sqa.errors import SqaError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sqa.predictors.presets import PRESETS
+
+    parser = argparse.ArgumentParser(prog="sqa train-predictor", description="Train the predictor.")
+    parser.add_argument("--train", action="append", help="data.jsonl / Kaldi dir / CSV (globs ok)")
+    parser.add_argument("--valid", action="append", help="validation data (repeatable)")
+    parser.add_argument("--output-dir", help="run folder (checkpoints, log.jsonl, config.yaml)")
+    parser.add_argument("--config", help="YAML with TrainConfig fields (model: UniVersaConfig)")
+    parser.add_argument(
+        "--preset", choices=PRESETS, help="model configuration (default compact-mel)"
+    )
+    parser.add_argument("--ssl-path", default="", help="local SSL model folder (SSL presets)")
+    parser.add_argument("--metrics", help="comma-separated heads (default: the 22 Track-2 keys)")
+    parser.add_argument("--lr", type=float, dest="learning_rate")
+    parser.add_argument("--warmup-steps", type=int)
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-seconds", type=float)
+    parser.add_argument("--max-batch-size", type=int)
+    parser.add_argument("--max-seconds", type=float, help="random crop of longer training files")
+    parser.add_argument("--grad-clip", type=float)
+    parser.add_argument("--valid-every", type=int)
+    parser.add_argument(
+        "--criterion", help="'loss' or '<metric|mean>/<utt|sys>_<mse|lcc|srcc|ktau>'"
+    )
+    parser.add_argument("--metric-weights", help="loss weights, e.g. mos=2,sdr=0.5 (default 1)")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="data-loader workers")
+    parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device")
+    parser.add_argument("--resume", help="training checkpoint to continue (e.g. RUN/last.pt)")
+    parser.add_argument("--force", action="store_true", help="reuse an existing run folder")
+    return parser
+
+
+OVERRIDES = (
+    "learning_rate", "warmup_steps", "max_steps", "epochs", "batch_seconds", "max_batch_size",
+    "max_seconds", "grad_clip", "valid_every", "criterion", "seed", "device", "output_dir",
+    "num_workers", "num_threads",
+)  # fmt: skip
+
+
+def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """``"mos=2,sdr=0.5"`` -> ``(("mos", 2.0), ("sdr", 0.5))``."""
+    pairs = []
+    for item in text.split(","):
+        name, separator, value = item.partition("=")
+        try:
+            pairs.append((name.strip(), float(value)))
+        except ValueError:
+            raise SqaError(f"--metric-weights expects name=number pairs, got {item!r}") from None
+        if not separator or not name.strip():
+            raise SqaError(f"--metric-weights expects name=number pairs, got {item!r}")
+    return tuple(pairs)
+
+
+def resolve_config(arguments: argparse.Namespace) -> object:
+    """TrainConfig from ``--config`` (if any), then the preset and the command-line overrides."""
+    from sqa.checkpoint import config_from_dict
+    from sqa.predictors.presets import preset_config
+    from sqa.predictors.train import TrainConfig
+
+    config = TrainConfig()
+    if arguments.config:
+        data = yaml.safe_load(Path(arguments.config).read_text(encoding="utf-8")) or {}
+        config = config_from_dict(TrainConfig, data)
+    metrics = tuple(m.strip() for m in arguments.metrics.split(",")) if arguments.metrics else None
+    if arguments.preset or not arguments.config:
+        model = preset_config(
+            arguments.preset or "compact-mel", ssl_path=arguments.ssl_path, metrics=metrics
+        )
+        config = replace(config, model=model)
+    elif metrics:
+        config = replace(config, model=replace(config.model, metrics=metrics))
+    changes = {
+        name: getattr(arguments, name) for name in OVERRIDES if getattr(arguments, name) is not None
+    }
+    if arguments.metric_weights:
+        changes["metric_weights"] = parse_weights(arguments.metric_weights)
+    if arguments.tensorboard:
+        changes["tensorboard"] = True
+    if arguments.train:
+        changes["train"] = tuple(arguments.train)
+    if arguments.valid:
+        changes["valid"] = tuple(arguments.valid)
+    return replace(config, **changes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sqa train-predictor``."""
+    from sqa.predictors.train import train_predictor
+
+    arguments = build_parser().parse_args(argv)
+    config = resolve_config(arguments)
+    if not config.train:
+        raise SqaError("no training data: give --train (or 'train' in --config)")
+    output = Path(config.output_dir)
+    first_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 checks
+    reuse = arguments.force or arguments.resume
+    if first_process and output.exists() and any(output.iterdir()) and not reuse:
+        raise SqaError(f"{output} is not empty; pass --force to reuse it or --resume to continue")
+    summary = train_predictor(config, resume=arguments.resume)
+    if summary["rank"] != 0:
+        return 0
+    print(
+        f"sqa train-predictor: {summary['step']} steps, best {config.criterion} = "
+        f"{summary['best']}, {summary['skipped']} skipped updates -> {output}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,293 @@
+"""URGENT 2026 Track-2 submissions: ``mos.scp`` + ``README.yaml`` zips, validation and ranking.
+
+A submission is a zip with, at its root, ``mos.scp`` (``<sample_id> <float>`` per line, no header,
+one line per file of the dataset, ids exactly the dataset's sample ids) and ``README.yaml`` (team,
+members, data, system type, architecture, model size, loss, pretrained models; see
+:func:`readme_template`). Ranking follows the challenge's overall ranking: the eight statistics of
+each submission are ranked across submissions with dense ties, averaged within the three categories
+(error: MSE; linear correlation: LCC; rank correlation: SRCC and KTAU; each at utterance and system
+level), and the category ranks are averaged (:func:`sqa.stats.rank_systems`).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sqa.data.records import AudioRecord
+from sqa.errors import DataFormatError, SqaError
+from sqa.fileio import atomic_open, check_writable
+
+SCORES_NAME = "mos.scp"
+README_NAME = "README.yaml"
+README_KEYS = (
+    "team", "team_email", "team_members", "training_data", "validation_data", "system_type",
+    "model_architecture", "model_size", "loss_function", "use_pretrained_models",
+    "pretrained_models",
+)  # fmt: skip
+RANKING_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "error": ("sys_mse", "utt_mse"),
+    "linear": ("sys_lcc", "utt_lcc"),
+    "rank": ("sys_srcc", "utt_srcc", "sys_ktau", "utt_ktau"),
+}
+HIGHER_IS_BETTER = {
+    name: not name.endswith("mse") for names in RANKING_CATEGORIES.values() for name in names
+}
+
+
+def _model_fields(model: Any) -> dict[str, Any]:
+    """README fields that a predictor checkpoint can fill in."""
+    config = model.config
+    parameters = model.count_parameters()["total"] / 1e6
+    front = {
+        "ssl": "speech SSL model",
+        "mel": "log-mel filterbank",
+        "distillmos": "Distill-MOS network",
+    }
+    heads = len(model.metric_names)
+    trunk = (
+        "three parallel Transformer encoders"
+        if config.trunk.kind == "paper"
+        else "one Transformer encoder"
+    )
+    pretrained: dict[int, dict[str, str]] = {}
+    if config.front_end == "distillmos":
+        pretrained[1] = {
+            "name": "Distill-MOS (distillmos 0.9.1, MIT licence)",
+            "link": "https://github.com/microsoft/Distill-MOS",
+            "usage": "frozen multi-layer feature extractor (Transformer layer outputs)",
+        }
+    elif config.front_end == "ssl":
+        pretrained[1] = {
+            "name": config.ssl.path or "SSL model",
+            "link": "",
+            "usage": "frozen feature extractor",
+        }
+    return {
+        "system_type": [
+            "multi-metric predictor" if heads > 1 else "single-metric predictor",
+            "supervised",
+        ],
+        "model_architecture": f"Uni-VERSA-Ext style: {front[config.front_end]} front end, {trunk}, "
+        f"masked mean pooling, {heads} range-activated heads",
+        "model_size": f"{parameters:.2f} [M]",
+        "loss_function": "MSE (per-metric standardised, missing labels masked)",
+        "use_pretrained_models": bool(pretrained),
+        "pretrained_models": pretrained or {1: {"name": "", "link": "", "usage": ""}},
+    }
+
+
+def readme_template(model: Any | None = None) -> str:
+    """Text of a ``README.yaml`` to complete (fields from ``model`` filled in when given)."""
+    fields: dict[str, Any] = {
+        "team": "your_team_name",
+        "team_email": "email_for_notifications",
+        "team_members": {1: {"name": "member_name", "affiliation": "member_affiliation"}},
+        "training_data": "",
+        "validation_data": "",
+        "system_type": [],
+        "model_architecture": "",
+        "model_size": "",
+        "loss_function": "",
+        "use_pretrained_models": False,
+        "pretrained_models": {1: {"name": "", "link": "", "usage": ""}},
+    }
+    if model is not None:
+        fields.update(_model_fields(model))
+    body = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True)
+    notes = (
+        "# URGENT 2026 Track 2 submission description (README.yaml).\n"
+        "# training_data: corpora used for training, space separated.\n"
+        "# system_type: e.g. supervised, multi-metric predictor, ensemble.\n"
+        "# model_size: parameters in millions, e.g. '6.23 [M]'.\n"
+    )
+    return notes + body
+
+
+def check_readme(text: str) -> list[str]:
+    """Problems of a README.yaml text (empty list: fine)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        return [f"{README_NAME} is not valid YAML: {error}"]
+    if not isinstance(data, Mapping):
+        return [f"{README_NAME} must be a YAML mapping"]
+    problems = [f"{README_NAME} lacks '{key}'" for key in README_KEYS if key not in data]
+    if "team" in data and not str(data["team"] or "").strip():
+        problems.append(f"{README_NAME}: 'team' is empty")
+    return problems
+
+
+def expected_sample_ids(records: Sequence[AudioRecord]) -> list[str]:
+    """Sample ids of a dataset, which must be unique for ``mos.scp``."""
+    ids = [record.sample_id for record in records]
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(
+            "the dataset repeats sample ids across systems; mos.scp needs unique ids"
+        )
+    return ids
+
+
+def parse_scores(text: str, source: str = SCORES_NAME) -> tuple[dict[str, float], list[str]]:
+    """Parse ``mos.scp`` text; returns the scores and the problems found."""
+    scores: dict[str, float] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            problems.append(f"{source}:{number}: expected '<sample_id> <score>'")
+            continue
+        identifier, value_text = parts
+        try:
+            value = float(value_text)
+        except ValueError:
+            problems.append(f"{source}:{number}: score {value_text!r} is not a number")
+            continue
+        if identifier in scores:
+            problems.append(f"{source}:{number}: duplicate id {identifier!r}")
+        if not math.isfinite(value):
+            problems.append(f"{source}:{number}: score of {identifier!r} is not finite")
+        scores[identifier] = value
+    return scores, problems
+
+
+def check_scores(scores: Mapping[str, float], expected: Sequence[str] | None) -> list[str]:
+    """Missing and extra ids compared with the dataset (when known)."""
+    if expected is None:
+        return [] if scores else [f"{SCORES_NAME} is empty"]
+    missing = [i for i in expected if i not in scores]
+    extra = sorted(set(scores) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} sample ids missing from {SCORES_NAME}, e.g. {missing[:3]}")
+    if extra:
+        problems.append(
+            f"{len(extra)} ids in {SCORES_NAME} are not in the dataset, e.g. {extra[:3]}"
+        )
+    return problems
+
+
+def format_scores(scores: Mapping[str, float]) -> str:
+    """``mos.scp`` text: ``<sample_id> <score>`` with six decimals, in the given order."""
+    return "".join(f"{identifier} {value:.6f}\n" for identifier, value in scores.items())
+
+
+def validate_submission(path: str | Path, expected: Sequence[str] | None = None) -> list[str]:
+    """All problems of a submission zip (empty list: valid)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            problems = [
+                f"the zip lacks {name} at its root"
+                for name in (SCORES_NAME, README_NAME)
+                if name not in names
+            ]
+            if problems:
+                return problems
+            scores_text = archive.read(SCORES_NAME).decode("utf-8")
+            readme_text = archive.read(README_NAME).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as error:
+        return [f"{path} is not a readable zip: {error}"]
+    scores, problems = parse_scores(scores_text)
+    return problems + check_scores(scores, expected) + check_readme(readme_text)
+
+
+def write_submission(
+    path: str | Path,
+    scores: Mapping[str, float],
+    readme_text: str,
+    expected: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Validate, then write the zip atomically (nothing is written when a problem is found).
+
+    Raises:
+        DataFormatError: Listing every problem found.
+    """
+    destination = check_writable(path, force)
+    text = format_scores(scores)
+    _, problems = parse_scores(text)
+    problems += [f"score of {i!r} is not finite" for i, v in scores.items() if not math.isfinite(v)]
+    problems += check_scores(scores, expected) + check_readme(readme_text)
+    if problems:
+        raise DataFormatError("invalid submission: " + "; ".join(dict.fromkeys(problems)))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(SCORES_NAME, text)
+        archive.writestr(README_NAME, readme_text)
+    with atomic_open(destination, "wb") as stream:
+        stream.write(buffer.getvalue())
+    return destination
+
+
+def read_submission_scores(path: str | Path, metric: str = "mos") -> dict[str, float]:
+    """Scores by sample id from a zip, a ``mos.scp`` or a predictions table (``metric`` column)."""
+    source = Path(path)
+    if source.suffix.lower() == ".zip":
+        with zipfile.ZipFile(source) as archive:
+            text = archive.read(SCORES_NAME).decode("utf-8")
+        scores, problems = parse_scores(text, f"{source}:{SCORES_NAME}")
+    elif source.suffix.lower() == ".scp":
+        scores, problems = parse_scores(source.read_text(encoding="utf-8"), str(source))
+    else:
+        from sqa.predictors.evaluation import prediction_table
+
+        table = prediction_table(source)
+        scores = {sample: row.get(metric, math.nan) for (_, sample), row in table.items()}
+        problems = (
+            [] if len(scores) == len(table) else [f"{source}: sample ids repeat across systems"]
+        )
+    if problems:
+        raise DataFormatError("; ".join(problems))
+    return scores
+
+
+def rank_submissions(
+    submissions: Mapping[str, Mapping[str, float]],
+    references: Sequence[AudioRecord],
+    metric: str = "mos",
+) -> tuple[dict[str, dict[str, float]], Any]:
+    """Track-2 statistics and the 3-category ranking of several submissions.
+
+    Args:
+        submissions: name -> sample_id -> score.
+        references: Labelled dataset (sample ids unique).
+        metric: Reference label to compare with.
+
+    Returns:
+        name -> the eight statistics, and the :class:`sqa.stats.RankingResult`.
+    """
+    from sqa.predictors.evaluation import evaluate_predictions
+    from sqa.stats import rank_systems
+
+    if len(submissions) < 1:
+        raise SqaError("nothing to rank")
+    expected_sample_ids(references)
+    system_of = {record.sample_id: record.system_id for record in references}
+    statistics = {}
+    for name, scores in submissions.items():
+        unknown = sorted(set(scores) - set(system_of))
+        if unknown:
+            raise DataFormatError(
+                f"submission {name}: {len(unknown)} ids not in the references, e.g. {unknown[:3]}"
+            )
+        table = {(system_of[i], i): {metric: value} for i, value in scores.items()}
+        result = evaluate_predictions(table, references, [metric])
+        if result["missing_predictions"]:
+            raise DataFormatError(
+                f"submission {name}: {len(result['missing_predictions'])} files lack a score"
+            )
+        statistics[name] = {
+            k: v for k, v in result["metrics"][metric].items() if k in HIGHER_IS_BETTER
+        }
+    ranking = rank_systems(statistics, RANKING_CATEGORIES, HIGHER_IS_BETTER, ties="dense")
+    return statistics, ranking

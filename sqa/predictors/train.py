@@ -1,0 +1,401 @@
+"""Training loop of the multi-metric predictor (``sqa train-predictor``).
+
+* Data: Track-2 ``data.jsonl`` files (globs), Kaldi dirs with ``<metric>.scp``, or ``sqa score``
+  tables, read with :func:`sqa.data.load_records`; missing labels are NaN.
+* Loss: :func:`sqa.predictors.losses.masked_standardised_mse` with per-metric statistics of the
+  training labels, stored in the model buffers (and so in every checkpoint).
+* AdamW with a linear warm-up (then constant), batches packed by padded duration, gradient
+  clipping; an update whose gradient norm is not finite is skipped (and counted).
+* Validation every ``valid_every`` steps: utterance- and system-level MSE / LCC / SRCC / KTAU per
+  metric (:func:`sqa.stats.track2_metrics`), appended to ``log.jsonl``; ``best.pt`` follows the
+  declared criterion; ``last.pt`` holds everything needed to resume.
+* ``torchrun``: with ``WORLD_SIZE > 1`` in the environment the model is wrapped in
+  DistributedDataParallel (gloo on CPU, NCCL on CUDA), each rank takes every ``world``-th batch, and
+  only rank 0 validates and writes files. No code change is needed between the two modes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sqa.data.records import AudioRecord
+from sqa.errors import DataFormatError, SqaError
+from sqa.predictors.data import (
+    DurationBatches,
+    LabelledAudio,
+    collate_labelled,
+    label_matrix,
+    load_sources,
+)
+from sqa.predictors.inference import PredictionSettings, record_durations
+from sqa.predictors.losses import label_statistics, masked_standardised_mse
+from sqa.predictors.model import MODEL_KIND, UniVersa, UniVersaConfig
+from sqa.predictors.validation import (
+    criterion_direction,
+    select_criterion,
+    validate,
+    warn_skipped,
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (see the module docstring).
+
+    Attributes:
+        train: Training sources (paths or globs).
+        valid: Validation sources.
+        output_dir: Run folder (checkpoints, ``log.jsonl``, ``config.yaml``).
+        model: Predictor configuration.
+        learning_rate: Peak AdamW learning rate (paper: 1e-3).
+        warmup_steps: Linear warm-up length (paper: 25 000).
+        weight_decay: AdamW weight decay.
+        max_steps: Stop after this many updates (0: no limit).
+        epochs: Stop after this many passes over the data.
+        batch_seconds: Padded seconds per batch.
+        max_batch_size: Cap on items per batch.
+        max_seconds: Random crop of longer training files (None: whole files).
+        grad_clip: Max global gradient norm (0: off).
+        valid_every: Validate (and save ``last.pt``) every this many updates.
+        criterion: ``"loss"`` (validation loss) or ``"<metric>/<stat>"`` such as
+            ``"mos/utt_srcc"`` or ``"mean/sys_lcc"`` (mean over labelled metrics).
+        metric_weights: ``(metric, weight)`` pairs of the loss (default weight 1).
+        seed: Seed of initialisation, batching and crops.
+        device: Torch device (under torchrun with CUDA: ``cuda:LOCAL_RANK``).
+        tensorboard: Also write TensorBoard scalars to ``output_dir/tensorboard``.
+        num_workers: Data-loader worker processes (audio decoding in the background).
+        num_threads: Torch CPU threads (0: torch's default; 1 is fastest on a busy machine).
+    """
+
+    train: tuple[str, ...] = ()
+    valid: tuple[str, ...] = ()
+    output_dir: str = "runs/predictor"
+    model: UniVersaConfig = field(default_factory=UniVersaConfig)
+    learning_rate: float = 1e-3
+    warmup_steps: int = 25000
+    weight_decay: float = 0.01
+    max_steps: int = 0
+    epochs: int = 20
+    batch_seconds: float = 120.0
+    max_batch_size: int = 16
+    max_seconds: float | None = None
+    grad_clip: float = 5.0
+    valid_every: int = 1000
+    criterion: str = "loss"
+    metric_weights: tuple[tuple[str, float], ...] = ()
+    seed: int = 0
+    device: str = "cpu"
+    tensorboard: bool = False
+    num_workers: int = 0
+    num_threads: int = 0
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier: linear from 1/warmup to 1, then constant."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+def front_end_licence(config: UniVersaConfig) -> str:
+    """Licence note of the pretrained front end stored in checkpoints and model cards."""
+    if config.front_end == "distillmos":
+        from sqa.predictors.distillmos_frontend import DISTILLMOS_LICENSE
+
+        return DISTILLMOS_LICENSE
+    if config.front_end == "ssl":
+        return f"see the licence of the SSL model in {config.ssl.path or 'its source folder'}"
+    return "no pretrained weights"
+
+
+def distributed_context(device: str) -> tuple[int, int, str]:
+    """``(rank, world size, device)``; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as distributed
+
+    if not distributed.is_initialized():
+        distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    return distributed.get_rank(), world, device
+
+
+def _usable_training_records(records: list[AudioRecord], names: Sequence[str]) -> list[AudioRecord]:
+    labelled = [r for r in records if any(math.isfinite(r.metrics.get(n, math.nan)) for n in names)]
+    if len(labelled) < len(records):
+        warnings.warn(
+            f"{len(records) - len(labelled)} training files carry none of the model's metrics "
+            "and are ignored",
+            stacklevel=2,
+        )
+    if not labelled:
+        raise DataFormatError(f"no training file has a label for any of: {', '.join(names)}")
+    return labelled
+
+
+class PredictorTrainer:
+    """Owns the model, optimiser, data and bookkeeping of one training run."""
+
+    def __init__(self, config: TrainConfig, *, resume: str | None = None) -> None:
+        from sqa.runs import seed_everything
+
+        self.config = config
+        if config.num_threads > 0:
+            torch.set_num_threads(config.num_threads)
+        self.rank, self.world, self.device = distributed_context(config.device)
+        seed_everything(config.seed)
+        self.model = UniVersa(config.model).to(self.device)
+        self.valid_records = load_sources(config.valid) if config.valid else []
+        self.weights = dict(config.metric_weights)
+        self.loader = self._training_loader()
+        self.network = self._wrap(self.model)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.state: dict[str, Any] = {
+            "step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "skipped": 0,
+        }  # fmt: skip
+        self.output = Path(config.output_dir)
+        self.writer: Any = None
+        if resume:
+            self._resume(resume)
+
+    def _training_loader(self) -> torch.utils.data.DataLoader:
+        """Training records, label statistics (into the model) and the duration-packed loader."""
+        config, names = self.config, self.model.metric_names
+        records = _usable_training_records(load_sources(config.train), names)
+        usable, durations = record_durations(records, warn_skipped)
+        self.train_records = [records[index] for index in usable]
+        labels = label_matrix(self.train_records, names)
+        mean, std = label_statistics(labels)
+        self.model.set_target_statistics(
+            dict(zip(names, mean.tolist(), strict=True)),
+            dict(zip(names, std.tolist(), strict=True)),
+        )
+        dataset = LabelledAudio(
+            self.train_records, labels, self.model.sample_rate, config.max_seconds,
+            config.seed + self.rank,
+        )  # fmt: skip
+        self.sampler = DurationBatches(
+            durations, config.batch_seconds, config.max_batch_size, config.max_seconds,
+            config.seed, self.rank, self.world,
+        )  # fmt: skip
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate_labelled,
+            num_workers=config.num_workers,
+        )
+
+    def _wrap(self, model: UniVersa) -> torch.nn.Module:
+        if self.world <= 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _resume(self, path: str) -> None:
+        from sqa.checkpoint import load_checkpoint
+
+        payload = load_checkpoint(path)
+        if "training_state" not in payload:
+            raise SqaError(f"{path} is not a training checkpoint (no training_state)")
+        self.model.load_state_dict(payload["state_dict"])
+        saved = payload["training_state"]
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.state.update(saved["progress"])
+        torch.set_rng_state(saved["torch_rng"])
+
+    def _save(self, name: str, results: dict[str, Any] | None, training: bool) -> Path:
+        from sqa.checkpoint import save_checkpoint
+
+        names = self.model.metric_names
+        metadata = {
+            "train_sources": list(self.config.train),
+            "valid_sources": list(self.config.valid),
+            "label_statistics": {
+                name: [float(self.model.target_mean[i]), float(self.model.target_std[i])]
+                for i, name in enumerate(names)
+            },
+            "step": self.state["step"],
+            "validation": results or {},
+            "criterion": self.config.criterion,
+            "parameters": self.model.count_parameters(),
+            "front_end_licence": front_end_licence(self.model.config),
+        }
+        training_state = None
+        if training:
+            training_state = {
+                "optimizer": self.optimizer.state_dict(),
+                "progress": dict(self.state),
+                "torch_rng": torch.get_rng_state(),
+            }
+        return save_checkpoint(
+            self.output / name,
+            self.model,
+            self.model.config,
+            kind=MODEL_KIND,
+            metadata=metadata,
+            training_state=training_state,
+        )
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.output.mkdir(parents=True, exist_ok=True)
+        with open(self.output / "log.jsonl", "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(row, allow_nan=True) + "\n")
+        if self.config.tensorboard:
+            self._tensorboard(row)
+
+    def _tensorboard(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.output / "tensorboard"))
+        step = row["step"]
+        for key in ("train_loss", "lr", "skipped"):
+            if key in row:
+                self.writer.add_scalar(f"train/{key}", row[key], step)
+        validation = row.get("validation") or {}
+        if "loss" in validation:
+            self.writer.add_scalar("valid/loss", validation["loss"], step)
+        for metric, values in validation.get("metrics", {}).items():
+            for statistic, value in values.items():
+                self.writer.add_scalar(f"valid/{metric}/{statistic}", value, step)
+        self.writer.flush()
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> float:
+        """One update; returns the loss (NaN for a skipped update)."""
+        if batch is None:
+            # Keep ranks in lock-step: a batch with no readable file contributes a zero gradient.
+            sample_rate = self.model.sample_rate
+            nan = torch.full((1, len(self.model.metric_names)), math.nan)
+            batch = (torch.zeros(1, sample_rate), torch.tensor([sample_rate]), nan)
+        waveform, lengths, labels = (item.to(self.device) for item in batch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate * warmup_factor(
+                self.state["step"], self.config.warmup_steps
+            )
+        output = self.network(waveform, lengths)
+        loss, _ = masked_standardised_mse(
+            output.scores,
+            labels,
+            self.model.metric_names,
+            self.model.target_mean,
+            self.model.target_std,
+            self.weights,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        limit = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, limit)
+        if not (torch.isfinite(norm) and torch.isfinite(loss)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state["skipped"] += 1
+            return math.nan
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _validate_and_save(self) -> None:
+        if self.rank == 0:
+            settings = PredictionSettings(
+                batch_seconds=self.config.batch_seconds,
+                max_batch_size=self.config.max_batch_size,
+                device=self.device,
+            )
+            results = None
+            if self.valid_records:
+                results = validate(self.model, self.valid_records, settings, self.weights)
+                self._log({"step": self.state["step"], "validation": results})
+                self._update_best(results)
+            self._save("last.pt", results, training=True)
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def _update_best(self, results: dict[str, Any]) -> None:
+        value = select_criterion(results, self.config.criterion)
+        best = self.state["best"]
+        higher = criterion_direction(self.config.criterion)
+        improved = math.isfinite(value) and (
+            best is None or (value > best if higher else value < best)
+        )
+        if improved:
+            self.state["best"] = value
+            self._save("best.pt", results, training=False)
+
+    def run(self) -> dict[str, Any]:
+        """Train until ``epochs`` or ``max_steps``; returns a summary."""
+        from sqa.runs import write_run_metadata
+
+        if self.rank == 0:
+            write_run_metadata(self.output, self.config)
+        config, state = self.config, self.state
+        self.network.train()
+        running: list[float] = []
+        while state["epoch"] < config.epochs and not self._finished():
+            self.sampler.epoch = state["epoch"]
+            for index, batch in enumerate(self.loader):
+                if index < state["batch_in_epoch"]:
+                    continue  # resumed mid-epoch: these batches were already used
+                running.append(self._step(batch))
+                state["step"] += 1
+                state["batch_in_epoch"] = index + 1
+                if state["step"] % config.valid_every == 0:
+                    self._log_training(running)
+                    running = []
+                    self._validate_and_save()
+                if self._finished():
+                    break
+            if not self._finished():
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+        if running or state["step"] == 0:
+            self._log_training(running)
+            self._validate_and_save()
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+        return {
+            "step": state["step"],
+            "best": state["best"],
+            "skipped": state["skipped"],
+            "rank": self.rank,
+        }
+
+    def _finished(self) -> bool:
+        return bool(self.config.max_steps) and self.state["step"] >= self.config.max_steps
+
+    def _log_training(self, losses: list[float]) -> None:
+        finite = [value for value in losses if math.isfinite(value)]
+        self._log(
+            {
+                "step": self.state["step"],
+                "epoch": self.state["epoch"],
+                "train_loss": float(np.mean(finite)) if finite else math.nan,
+                "skipped": self.state["skipped"],
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+        )
+
+
+def train_predictor(config: TrainConfig, *, resume: str | None = None) -> dict[str, Any]:
+    """Train a predictor (see the module docstring); returns ``{step, best, skipped, rank}``."""
+    if not config.train:
+        raise SqaError("no training data given")
+    return PredictorTrainer(config, resume=resume).run()
