@@ -11,13 +11,13 @@ one). Synthetic speech-like audio; one optimizer step per timed iteration (Adam,
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 
 import numpy as np
 import torch
+from common import emit_summary
 
 from se_finetune.bsrnn import BSRNN, BSRNNConfig, compact_config, count_parameters
 from se_finetune.losses import (
@@ -55,7 +55,7 @@ def time_steps(model, losses, noisy, clean, steps: int, warmup: int) -> float:
     return statistics.median(durations)
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("compact", "full"), default="compact")
     parser.add_argument("--rate", type=int, default=16000)
@@ -65,7 +65,28 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--critic", action="append", choices=("dnsmos", "universa-mel"))
-    arguments = parser.parse_args()
+    parser.add_argument("--output", help="also write the JSON summary here")
+    return parser.parse_args()
+
+
+def time_with_critic(name: str, model, spec_term, noisy, clean, arguments) -> float:
+    """Median step time of ``L_spec + L_score + L_feat`` with one pass of critic ``name``."""
+    critic = build_critic(name, arguments.rate)
+    weights = critic_metric_weights(critic, {})
+    with torch.no_grad():
+        clean_hidden = critic(clean).hidden
+
+    def score_and_feature(enhanced: torch.Tensor) -> torch.Tensor:
+        # One critic pass serves both terms, as in training.
+        output = critic(enhanced)
+        return score_loss(output.scores, weights) + feature_loss(output.hidden, clean_hidden)
+
+    terms = [*spec_term, score_and_feature]
+    return time_steps(model, terms, noisy, clean, arguments.steps, arguments.warmup)
+
+
+def main() -> int:
+    arguments = parse_arguments()
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(0)
     rate = arguments.rate
@@ -89,29 +110,10 @@ def main() -> int:
         "spec_only_s_per_step": round(spec_only, 3),
     }
     for name in arguments.critic or ["dnsmos", "universa-mel"]:
-        critic = build_critic(name, rate)
-        weights = critic_metric_weights(critic, {})
-        with torch.no_grad():
-            clean_hidden = critic(clean_tensor).hidden
-
-        def score_and_feature(
-            enhanced: torch.Tensor, critic=critic, weights=weights, clean_hidden=clean_hidden
-        ) -> torch.Tensor:
-            # One critic pass serves both terms, as in training.
-            output = critic(enhanced)
-            return score_loss(output.scores, weights) + feature_loss(output.hidden, clean_hidden)
-
-        full = time_steps(
-            model,
-            [*spec_term, score_and_feature],
-            noisy_tensor,
-            clean_tensor,
-            arguments.steps,
-            arguments.warmup,
-        )
+        full = time_with_critic(name, model, spec_term, noisy_tensor, clean_tensor, arguments)
         report[f"spec_score_feat_{name}_s_per_step"] = round(full, 3)
         report[f"ratio_{name}"] = round(full / spec_only, 2)
-    print(json.dumps(report, indent=2))
+    emit_summary(report, arguments.output)
     return 0
 
 

@@ -69,6 +69,10 @@ class _ComparisonLedger:
         chosen, self.queues[pair] = queue[:count], queue[count:]
         return [(pair[0], pair[1], int(utterance)) for utterance in chosen]
 
+    def take_each(self, count: int) -> list[tuple[int, int, int]]:
+        """``count`` unused comparisons of every pair."""
+        return [item for pair in list(self.queues) for item in self.take(pair, count)]
+
 
 def adaptive_ranking(
     compare: CompareFunction,
@@ -103,44 +107,59 @@ def adaptive_ranking(
     """
     table = np.full((systems, systems, utterances), np.nan)
     ledger = _ComparisonLedger(systems, utterances, seed)
-
-    def run(requests: list[tuple[int, int, int]]) -> None:
-        if requests:
-            values = np.asarray(compare(requests), dtype=np.float64)
-            for (first, second, utterance), value in zip(requests, values, strict=True):
-                table[first, second, utterance] = value
-
-    run([item for pair in ledger.queues for item in ledger.take(pair, initial_utterances)])
+    _record(table, compare, ledger.take_each(initial_utterances))
     order: list[int] = []
     stable_rounds, rounds = 0, 0
     while True:
         outcomes = outcome_table(table, scoring)
         strengths = fit_bradley_terry(np.nan_to_num(outcomes, nan=0.0).sum(axis=2))
-        new_order = list(np.argsort(-strengths, kind="stable"))
+        new_order = [int(system) for system in np.argsort(-strengths, kind="stable")]
         stable_rounds = stable_rounds + 1 if new_order == order else 0
         order = new_order
-        z_scores = _pair_z_scores(outcomes, strengths)
-        position = {system: place for place, system in enumerate(order)}
-        candidates = sorted(
-            (
-                (z_scores[first, second], (first, second))
-                for (first, second), queue in ledger.queues.items()
-                if queue
-                and abs(position[first] - position[second]) <= window
-                and z_scores[first, second] < z_threshold
-            ),
-        )
+        candidates = _uncertain_pairs(ledger, outcomes, strengths, order, window, z_threshold)
         if not candidates or stable_rounds >= patience:
             break
         rounds += 1
-        selected = [pair for _, pair in candidates[:systems]]
-        run([item for pair in selected for item in ledger.take(pair, batch_utterances)])
-    made = int(np.isfinite(table).sum())
+        requests = [
+            item for pair in candidates[:systems] for item in ledger.take(pair, batch_utterances)
+        ]
+        _record(table, compare, requests)
     return AdaptiveResult(
         probabilities=table,
         strengths=strengths,
         ranks=rank_from_scores(strengths),
-        comparisons=made,
+        comparisons=int(np.isfinite(table).sum()),
         full_comparisons=systems * (systems - 1) // 2 * utterances,
         rounds=rounds,
     )
+
+
+def _record(
+    table: np.ndarray, compare: CompareFunction, requests: list[tuple[int, int, int]]
+) -> None:
+    """Run the comparisons and store ``P(k better than w)`` at ``table[k, w, i]``."""
+    if requests:
+        values = np.asarray(compare(requests), dtype=np.float64)
+        for (first, second, utterance), value in zip(requests, values, strict=True):
+            table[first, second, utterance] = value
+
+
+def _uncertain_pairs(
+    ledger: _ComparisonLedger,
+    outcomes: np.ndarray,
+    strengths: np.ndarray,
+    order: list[int],
+    window: int,
+    z_threshold: float,
+) -> list[tuple[int, int]]:
+    """Unresolved pairs close in the current order with utterances left, least certain first."""
+    z_scores = _pair_z_scores(outcomes, strengths)
+    position = {system: place for place, system in enumerate(order)}
+    candidates = sorted(
+        (z_scores[first, second], (first, second))
+        for (first, second), queue in ledger.queues.items()
+        if queue
+        and abs(position[first] - position[second]) <= window
+        and z_scores[first, second] < z_threshold
+    )
+    return [pair for _, pair in candidates]
