@@ -117,15 +117,3 @@ def speaker_similarity(
     if norms == 0:
         return {"spksim": float("nan")}
     return {"spksim": float(np.dot(embeddings[0], embeddings[1]) / norms)}
-
-
-def unavailable_adapter(metric: str, reason: str) -> object:
-    """Adapter for a metric whose model code is not part of this build (weights alone are not
-    enough); it fails with a clear :class:`MissingDependencyError`."""
-
-    def compute(
-        estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, weights: str
-    ) -> dict[str, float]:
-        raise MissingDependencyError(f"{metric}: {reason}")
-
-    return compute

@@ -22,7 +22,7 @@ from sqa.errors import (
     MissingWeightsError,
     SqaError,
 )
-from sqa.metrics import adapters
+from sqa.metrics import adapters, speech_content
 from sqa.metrics.registry import get_metric_spec
 
 ComputeFunction = Callable[..., dict[str, float]]
@@ -160,20 +160,16 @@ BACKENDS: tuple[MetricBackend, ...] = (
     ),
     *[
         MetricBackend(
-            key,
-            (key,),
-            True,
-            _weighted(adapters.unavailable_adapter(key, reason), f"--{key}-weights"),
-            f"--{key}-weights",
+            key, (key,), True, _weighted(function, f"--{key}-weights"), f"--{key}-weights"
         )
-        for key, reason in (
-            ("sbert", "SpeechBERTScore needs a HuBERT model adapter not included in this build"),
-            ("lps", "phoneme similarity needs a phoneme-ASR adapter not included in this build"),
-            ("cer", "CER needs an ASR adapter not included in this build"),
+        for key, function in (
+            ("sbert", speech_content.speech_bert_score),
+            ("lps", speech_content.phoneme_similarity),
+            ("cer", speech_content.character_error_rate),
         )
     ],
 )
-TORCH_BACKENDS = frozenset({"distill_mos", "nisqa"})
+TORCH_BACKENDS = frozenset({"distill_mos", "nisqa", "sbert", "lps", "cer"})
 BACKEND_BY_OUTPUT: dict[str, MetricBackend] = {
     output: backend for backend in BACKENDS for output in backend.outputs
 }
