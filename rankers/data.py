@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from sqa.audio import load_audio
-from sqa.data.records import AudioRecord, parse_float
+from sqa.data.records import AudioRecord, parse_float, resolve_path
 from sqa.errors import DataFormatError
 from sqa.fileio import flatten_row, read_rows
 
@@ -106,14 +106,17 @@ def _pair_label(difference: float, delta: float, ties: str) -> float | None:
 
 
 def pairs_from_preferences(
-    rows: Iterable[Mapping[str, object]], records: Sequence[AudioRecord] = ()
+    rows: Iterable[Mapping[str, object]],
+    records: Sequence[AudioRecord] = (),
+    base: Path | None = None,
 ) -> list[PairExample]:
     """Pairs from ``sqa pairs`` output (metric-consensus preferences, no MOS needed).
 
     Each row names a ``chosen`` and a ``rejected`` file (``chosen_system_id``,
     ``chosen_sample_id``, ``chosen_path`` and the same for ``rejected``) and their
     ``utterance_id``. An empty path is looked up in ``records`` by ``(system_id, sample_id)``.
-    Both input orders are produced (labels 1 and 0); MOS are NaN, so training masks the MSE term.
+    Relative paths are resolved against ``base`` (the folder of the preference file). Both input
+    orders are produced (labels 1 and 0); MOS are NaN, so training masks the MSE term.
     """
     paths = {record.key: record.path for record in records}
     pairs = []
@@ -127,6 +130,8 @@ def pairs_from_preferences(
             path = str(row.get(f"{prefix}_path") or paths.get(key, ""))
             if not path:
                 raise DataFormatError(f"preference row {number}: no audio path for {key}")
+            if base is not None:
+                path = resolve_path(path, base)
             sides.append((key[0], path))
         utterance = str(row.get("utterance_id") or row["chosen_sample_id"])
         (chosen_system, chosen), (rejected_system, rejected) = sides

@@ -270,7 +270,9 @@ def _prepare(config: TrainConfig) -> tuple[Any, list, list]:
     validation_pairs = build_pairs(validation_records, config.delta, config.ties)
     if config.preferences:
         held_out = {utterance_key(record) for record in validation_records}
-        preferred = pairs_from_preferences(read_rows(config.preferences), records)
+        preferred = pairs_from_preferences(
+            read_rows(config.preferences), records, Path(config.preferences).parent
+        )
         pairs += [pair for pair in preferred if pair.utterance_id not in held_out]
         validation_pairs += [pair for pair in preferred if pair.utterance_id in held_out]
     if not pairs:

@@ -372,3 +372,26 @@ def test_load_records_rejects_unknown_sources(tmp_path: Path) -> None:
         load_records(tmp_path / "notes.txt")
     with pytest.raises(DataFormatError, match="no such file"):
         load_records(tmp_path / "missing")
+
+
+def test_listed_paths_are_relative_inside_and_absolute_outside(tmp_path: Path) -> None:
+    from sqa.data.records import listed_path, resolve_path
+
+    inside = str(tmp_path / "set" / "audio" / "a.wav")
+    outside = str(tmp_path / "elsewhere" / "b.wav")
+    assert listed_path(inside, tmp_path / "set") == "audio/a.wav"
+    assert listed_path(outside, tmp_path / "set") == outside
+    for path in (inside, outside):
+        assert resolve_path(listed_path(path, tmp_path / "set"), tmp_path / "set") == path
+
+
+def test_track2_writer_keeps_cwd_relative_paths_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audio").mkdir()
+    soundfile.write(tmp_path / "audio" / "a.wav", np.full(1600, 0.1, dtype=np.float32), 16000)
+    record = AudioRecord("a", "sys", "audio/a.wav")
+    write_track2_jsonl(tmp_path / "lists" / "data.jsonl", [record])
+    (read,) = read_track2_jsonl(tmp_path / "lists" / "data.jsonl")
+    assert Path(read.path).resolve() == (tmp_path / "audio" / "a.wav").resolve()

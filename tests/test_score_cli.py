@@ -168,3 +168,21 @@ def test_rank_metrics_weights_are_parsed() -> None:
     assert weights["pesq"] == 2.0 and weights["dnsmos_ovrl"] == 1.0 and len(weights) == 5
     with pytest.raises(SqaError, match="positive"):
         score.parse_rank_metrics("pesq=-1", [])
+
+
+def test_output_paths_resolve_from_the_output_folder(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inputs named relative to the working directory, output in another folder: the written paths
+    # must still point at the audio when the table is read back (relative to its own folder).
+    monkeypatch.chdir(tmp_path)
+    arguments = [
+        "--systems", "systems/good", "--metrics", "si_snr,sdr",
+        "--ref-dir", "systems/_reference", "--output", "labels/scores.jsonl", "--no-progress",
+    ]  # fmt: skip
+    assert score.main(arguments) == 0
+    from sqa.data import load_records
+
+    records = load_records(tmp_path / "labels" / "scores.jsonl")
+    assert records and all(Path(record.path).is_file() for record in records)
+    assert read_jsonl(tmp_path / "labels" / "scores.jsonl")[0]["audio_path"].startswith("/")

@@ -14,10 +14,12 @@ import itertools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sqa.data.records import listed_path
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable, write_rows
 from sqa.metrics.registry import expand_metric_names, get_metric_spec
@@ -151,6 +153,11 @@ def main(argv: Sequence[str]) -> int:
     if absent:
         raise DataFormatError(f"{arguments.scores} has no values for {', '.join(absent)}")
     pairs, report = unanimous_pairs(rows, names, margins)
+    folder = Path(arguments.output).parent
+    for pair in pairs:  # paths are written relative to the pairs file, as readers resolve them
+        for key in ("chosen_path", "rejected_path"):
+            if pair[key]:
+                pair[key] = listed_path(pair[key], folder)
     write_rows(arguments.output, pairs, force=arguments.force)
     print(f"sqa pairs: {report.describe()}; wrote {arguments.output}", file=sys.stderr)
     return 0

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqa.data.records import AudioRecord, check_unique, parse_float, resolve_path
+from sqa.data.records import AudioRecord, check_unique, listed_path, parse_float, resolve_path
 from sqa.errors import DataFormatError
 from sqa.fileio import atomic_open, check_writable, write_rows
 
@@ -69,11 +69,11 @@ def read_csv_table(path: str | os.PathLike[str]) -> list[AudioRecord]:
     return records
 
 
-def _row(record: AudioRecord) -> dict[str, Any]:
+def _row(record: AudioRecord, listing_folder: Path) -> dict[str, Any]:
     row: dict[str, Any] = {
         "sample_id": record.sample_id,
         "system_id": record.system_id,
-        "path": record.path,
+        "path": listed_path(record.path, listing_folder),
         "utterance_id": record.utterance_id,
         "duration": record.duration,
     }
@@ -99,7 +99,7 @@ def write_csv_table(
     if destination.suffix.lower() != ".csv":
         raise DataFormatError(f"{destination}: a CSV table must end in .csv")
     check_unique(items, str(destination))
-    rows = [_row(record) for record in items]
+    rows = [_row(record, destination.parent) for record in items]
     if not rows:
         with atomic_open(check_writable(destination, force)) as stream:
             stream.write(",".join(RESERVED_COLUMNS) + "\n")

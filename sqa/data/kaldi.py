@@ -29,6 +29,7 @@ from sqa.data.records import (
     check_identifier,
     check_unique,
     clean_metrics,
+    listed_path,
     metric_names,
     parse_float,
     resolve_path,
@@ -212,7 +213,8 @@ def write_kaldi_dir(
     folder.mkdir(parents=True, exist_ok=True)
     if replacing:
         _remove_stale_metric_files(folder)
-    write_scp(folder / "wav.scp", {i: r.path for i, r in zip(ids, items, strict=True)})
+    paths = {i: listed_path(r.path, folder) for i, r in zip(ids, items, strict=True)}
+    write_scp(folder / "wav.scp", paths)
     write_scp(folder / "utt2sys", {i: r.system_id for i, r in zip(ids, items, strict=True)})
     _write_side_files(folder, ids, items)
     _write_metric_files(folder, ids, items, metric_json)

@@ -92,6 +92,20 @@ def resolve_path(text: str, base: Path) -> str:
     return expanded if os.path.isabs(expanded) else str(base / expanded)
 
 
+def listed_path(path: str, listing_folder: str | os.PathLike[str]) -> str:
+    """The name of ``path`` in a listing file in ``listing_folder`` that :func:`resolve_path` finds.
+
+    Audio inside the listing's folder is written relative to it, so a data set folder can be moved
+    or shared as a whole; anything else is written as an absolute path. Never a path relative to the
+    current directory, which would point elsewhere once read back against the listing's folder.
+    """
+    absolute = os.path.abspath(os.path.expanduser(path))
+    folder = os.path.abspath(listing_folder)
+    if os.path.commonpath([absolute, folder]) == folder:
+        return os.path.relpath(absolute, folder)
+    return absolute
+
+
 def check_unique(records: Iterable[AudioRecord], source: str) -> None:
     """Raise :class:`DataFormatError` if a ``(system_id, sample_id)`` key repeats.
 

@@ -21,7 +21,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqa.data.records import AudioRecord, check_unique, clean_metrics, parse_float, resolve_path
+from sqa.data.records import (
+    AudioRecord,
+    check_unique,
+    clean_metrics,
+    listed_path,
+    parse_float,
+    resolve_path,
+)
 from sqa.errors import DataFormatError
 from sqa.fileio import write_rows
 
@@ -79,10 +86,18 @@ def read_track2_jsonl(path: str | os.PathLike[str]) -> list[AudioRecord]:
     return records
 
 
-def record_to_row(record: AudioRecord) -> dict[str, Any]:
-    """The Track-2 JSON object of a record (NaN metrics and unknown fields left out)."""
+def record_to_row(record: AudioRecord, listing_folder: Path | None = None) -> dict[str, Any]:
+    """The Track-2 JSON object of a record (NaN metrics and unknown fields left out).
+
+    Args:
+        record: The record.
+        listing_folder: Folder of the file the row goes into; paths are written so that they
+            resolve from there (:func:`sqa.data.records.listed_path`). ``None`` keeps the path.
+    """
     row: dict[str, Any] = {
-        "audio_path": record.path,
+        "audio_path": record.path
+        if listing_folder is None
+        else listed_path(record.path, listing_folder),
         "system_id": record.system_id,
         "sample_id": record.sample_id,
     }
@@ -115,4 +130,6 @@ def write_track2_jsonl(
     if destination.suffix.lower() != ".jsonl":
         raise DataFormatError(f"{destination}: a Track-2 data file must end in .jsonl")
     check_unique(items, str(destination))
-    return write_rows(destination, [record_to_row(record) for record in items], force=force)
+    return write_rows(
+        destination, [record_to_row(record, destination.parent) for record in items], force=force
+    )

@@ -27,6 +27,7 @@ from sqa.data.records import (
     AudioRecord,
     check_identifier,
     check_unique,
+    listed_path,
     parse_float,
     records_by_system,
     resolve_path,
@@ -169,7 +170,7 @@ def write_urgentpk(
         folder = base / team
         folder.mkdir(parents=True, exist_ok=True)
         renamed = [_as_team_record(record) for record in members]
-        write_scp(folder / "wav.scp", {r.sample_id: r.path for r in renamed})
+        write_scp(folder / "wav.scp", {r.sample_id: listed_path(r.path, folder) for r in renamed})
         scores = {r.sample_id: repr(r.metrics["mos"]) for r in renamed if "mos" in r.metrics}
         (folder / "mos.scp").unlink(missing_ok=True)
         if scores:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sqa.data.records import listed_path, resolve_path
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import TABLE_SUFFIXES, check_writable, read_jsonl, read_rows, write_rows
 from sqa.metrics.rank_score import rank_scores
@@ -75,7 +76,14 @@ def add_rank_score(rows: list[dict[str, Any]], rank_metrics: Mapping[str, float]
 def write_scores(output: str | Path, rows: list[dict[str, Any]], *, force: bool = True) -> Path:
     """Write a score table as JSONL/CSV (by suffix) or as a Kaldi dir."""
     if is_table(output):
-        return write_rows(output, rows, force=force)
+        folder = Path(output).parent
+        listed = [
+            {**row, "audio_path": listed_path(row["audio_path"], folder)}
+            if row.get("audio_path")
+            else row
+            for row in rows
+        ]
+        return write_rows(output, listed, force=force)
     from sqa.data import AudioRecord, write_kaldi_dir
 
     records = [
@@ -122,6 +130,14 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def _resolve_audio_paths(rows: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """Make table-relative ``audio_path`` values usable from the current directory."""
+    for row in rows:
+        if row.get("audio_path"):
+            row["audio_path"] = resolve_path(str(row["audio_path"]), folder)
+    return rows
+
+
 def read_scores(path: str | Path) -> list[dict[str, Any]]:
     """Read a score table (JSONL, CSV or Kaldi dir) back into rows."""
     path = Path(path)
@@ -129,16 +145,17 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
         rows = read_jsonl(path)
         for row in rows:
             row["metrics"] = {k: _float(v) for k, v in (row.get("metrics") or {}).items()}
-        return rows
+        return _resolve_audio_paths(rows, path.parent)
     if path.suffix.lower() == ".csv":
         fixed = set(("audio_path", "system_id", "sample_id", "utterance_id"))
-        return [
+        rows = [
             {
                 **{key: row[key] for key in row if key in fixed},
                 "metrics": {k: _float(v) for k, v in row.items() if k not in fixed},
             }
             for row in read_rows(path)
         ]
+        return _resolve_audio_paths(rows, path.parent)
     from sqa.data import read_kaldi_dir
 
     return [
