@@ -16,6 +16,7 @@ training state and is picked up again by ``--resume``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -40,7 +41,7 @@ from rankers.selection import select_best, split_by_utterance
 from sqa.checkpoint import load_checkpoint, save_checkpoint
 from sqa.errors import DataFormatError
 from sqa.fileio import read_rows
-from sqa.runs import seed_everything, write_run_metadata
+from sqa.runs import run_lock, seed_everything, write_run_metadata
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,13 @@ def _end_epoch(
 
 
 def train(config: TrainConfig, model_config: Any = None, kind: str | None = None) -> Path:
+    """Train under a lock of the run folder (rank 0 holds it); see :func:`_train`."""
+    first_process = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(config.output_dir) if first_process else contextlib.nullcontext():
+        return _train(config, model_config, kind)
+
+
+def _train(config: TrainConfig, model_config: Any = None, kind: str | None = None) -> Path:
     """Train, keep the best checkpoints and select ``best.pt`` by validation ECS.
 
     Args:

@@ -41,6 +41,7 @@ from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sqa.errors import CheckpointError, SqaError
 from sqa.fileio import atomic_open
+from sqa.runs import run_lock
 
 EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
 
@@ -333,9 +334,15 @@ class Finetuner:
         return FinetuneResult(self.step, "collapsed", evaluation, message, self.history)
 
     def run(self, *, resume: bool = True, progress: bool = False) -> FinetuneResult:
-        """Train until ``steps`` (resuming from ``last.pt``); stop early on a collapse."""
+        """Train until ``steps`` (resuming from ``last.pt``); stop early on a collapse.
+
+        The run folder is locked meanwhile: a second job on it is refused.
+        """
+        with run_lock(self.output_dir):
+            return self._run(resume=resume, progress=progress)
+
+    def _run(self, *, resume: bool, progress: bool) -> FinetuneResult:
         config = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         last = self.output_dir / "last.pt"
         if resume and last.is_file() and self.resume(last) == "collapsed":
             message = f"{last}: this run already stopped on a reward-hacking collapse"

@@ -7,12 +7,15 @@ platform, git commit) in a run folder. Checkpoints embed :func:`environment_info
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import random
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -173,3 +176,66 @@ def write_run_metadata(run_dir: str | os.PathLike[str], config: Any) -> Path:
     with atomic_open(folder / "environment.json") as stream:
         stream.write(json.dumps(environment, indent=2, ensure_ascii=False) + "\n")
     return folder
+
+
+def _lock_holder(lock: Path) -> tuple[int, str] | None:
+    """``(pid, host)`` written in a lock file, or ``None`` when it cannot be read."""
+    try:
+        pid, host = lock.read_text(encoding="utf-8").split()[:2]
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _holder_alive(holder: tuple[int, str] | None) -> bool:
+    if holder is None:
+        return False
+    pid, host = holder
+    if host != socket.gethostname():
+        return True  # another machine's process cannot be checked: assume it still runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold ``folder/.lock`` while a job writes into a run folder.
+
+    A second job on the same folder (say, a resumed run started while the first still trains)
+    would interleave logs and overwrite checkpoints, so it is refused. A lock left behind by a
+    process that no longer exists (a crash, ``kill -9``) is taken over.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        SqaError: Another live process holds the folder.
+    """
+    lock = Path(folder) / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if _holder_alive(holder):
+                raise SqaError(
+                    f"{folder} is in use by process {holder[0]} on {holder[1]}; "  # type: ignore[index]
+                    f"wait for it, or delete {lock} if that process is gone"
+                ) from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(f"{os.getpid()} {socket.gethostname()}\n")
+        break
+    else:
+        raise SqaError(f"could not lock {folder}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)

@@ -100,3 +100,26 @@ def test_write_run_metadata(tmp_path: Path) -> None:
     namespace = argparse.Namespace(epochs=2, output=Path("out"))
     runs.write_run_metadata(folder, namespace)
     assert yaml.safe_load((folder / "config.yaml").read_text()) == {"epochs": 2, "output": "out"}
+
+
+def test_run_lock_refuses_a_second_job_and_takes_over_stale_locks(tmp_path: Path) -> None:
+    import socket
+    import sys
+
+    from sqa.runs import run_lock
+
+    folder = tmp_path / "run"
+    with run_lock(folder) as lock:
+        assert lock.is_file()
+        with pytest.raises(SqaError, match="in use by process"), run_lock(folder):
+            pass
+    assert not lock.exists()
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    lock.write_text(f"{finished.stdout.strip()} {socket.gethostname()}\n")  # its process is gone
+    with run_lock(folder):
+        assert lock.read_text().split()[0] != finished.stdout.strip()

@@ -26,7 +26,12 @@ if [ "$first" -le 3 ] && [ "$last" -ge 3 ]; then
 fi
 if [ "$first" -le 4 ] && [ "$last" -ge 4 ]; then
   python=${PYTHON:-.venv/bin/python}
-  "$python" -m se_finetune.evidence pretrain --work "$work" --data ../shared/data
-  "$python" -m se_finetune.evidence rows --work "$work" --data ../shared/data
+  # "real" reference-free clips: degraded LJSpeech with the EMGSE test noises, references dropped
+  "$sqa" simulate --speech ../shared/data/speech/ljspeech --noise ../shared/data/noise/emgse_test \
+    --output "$work/real_sim" --count 24 --duration 1 --seed 3000000 --force
+  mkdir -p "$work/real" && cp "$work"/real_sim/noisy/*.wav "$work/real/"
+  "$python" -m se_finetune.evidence pretrain --work "$work" --data ../shared/data --pretrain-steps 1150
+  # CRITIC=exp/universa/run_distillmos/best.pt: rows with a trained predictor as the critic
+  "$python" -m se_finetune.evidence rows --work "$work" --data ../shared/data --critic "${CRITIC:-dnsmos}"
   "$python" -m se_finetune.evidence table --work "$work"
 fi

@@ -52,14 +52,17 @@ if run 3; then
       --output "$work/labels_$split.jsonl"
   done
 fi
+# CONFIG=distillmos.yaml: the Distill-MOS-feature variant (its own run folder, see output_dir)
+config=$here/${CONFIG:-config.yaml}
+run_dir=$(sed -n 's/^output_dir: *//p' "$config")
 if run 4; then
   resume=()
-  [ -f "$work/run/last.pt" ] && resume=(--resume "$work/run/last.pt" --force)
-  "$sqa" train-predictor --config "$here/config.yaml" "${resume[@]}"
+  [ -f "$run_dir/last.pt" ] && resume=(--resume "$run_dir/last.pt" --force)
+  "$sqa" train-predictor --config "$config" "${resume[@]}"
 fi
 if run 5; then
-  "$sqa" predict --checkpoint "$work/run/best.pt" --data "$work/labels_test.jsonl" \
-    --output "$work/predictions_test.jsonl" --force
-  "$sqa" evaluate --pred "$work/predictions_test.jsonl" --ref "$work/labels_test.jsonl" \
-    --output "$work/evaluation_test.json" --force
+  "$sqa" predict --checkpoint "$run_dir/best.pt" --data "$work/labels_test.jsonl" \
+    --output "$run_dir/predictions_test.jsonl" --force
+  "$sqa" evaluate --pred "$run_dir/predictions_test.jsonl" --ref "$work/labels_test.jsonl" \
+    --output "$run_dir/evaluation_test.json" --force
 fi

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -396,6 +397,10 @@ class PredictorTrainer:
 
 def train_predictor(config: TrainConfig, *, resume: str | None = None) -> dict[str, Any]:
     """Train a predictor (see the module docstring); returns ``{step, best, skipped, rank}``."""
+    from sqa.runs import run_lock
+
     if not config.train:
         raise SqaError("no training data given")
-    return PredictorTrainer(config, resume=resume).run()
+    first_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 holds the lock
+    with run_lock(config.output_dir) if first_process else contextlib.nullcontext():
+        return PredictorTrainer(config, resume=resume).run()
