@@ -47,7 +47,12 @@ def onnx_session(path: str) -> object:
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def _prepared(samples: np.ndarray, sample_rate: int, target_rate: int, source: str) -> np.ndarray:
+def prepare_signal(
+    samples: np.ndarray | None, sample_rate: int, target_rate: int, source: str
+) -> np.ndarray:
+    """Validated float32 mono signal at ``target_rate`` (``source`` names it in errors)."""
+    if samples is None:
+        raise ValueError(f"no {source} signal")
     validate_audio(samples, sample_rate, min_duration=0.0, source=source)
     return resample(np.asarray(samples, dtype=np.float32), sample_rate, target_rate)
 
@@ -78,7 +83,7 @@ def sigmos_scores(
     estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, weights: str
 ) -> dict[str, float]:
     """All seven SIGMOS dimensions of one clip (reference unused)."""
-    audio = _prepared(estimate, sample_rate, SIGMOS_RATE, "estimate")
+    audio = prepare_signal(estimate, sample_rate, SIGMOS_RATE, "estimate")
     session = onnx_session(weights)
     features = sigmos_features(audio)
     output = session.run(None, {item.name: features for item in session.get_inputs()})[0]
@@ -98,7 +103,7 @@ def waveform_regressor(metric: str) -> object:
     def compute(
         estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, weights: str
     ) -> dict[str, float]:
-        audio = _prepared(estimate, sample_rate, WAVEFORM_RATE, "estimate")
+        audio = prepare_signal(estimate, sample_rate, WAVEFORM_RATE, "estimate")
         return {metric: float(_run_waveform(onnx_session(weights), audio)[0])}
 
     return compute
@@ -110,7 +115,7 @@ def speaker_similarity(
     """Cosine similarity of ONNX speaker embeddings of estimate and reference."""
     session = onnx_session(weights)
     embeddings = [
-        _run_waveform(session, _prepared(signal, sample_rate, WAVEFORM_RATE, source))
+        _run_waveform(session, prepare_signal(signal, sample_rate, WAVEFORM_RATE, source))
         for signal, source in ((estimate, "estimate"), (reference, "reference"))
     ]
     norms = np.linalg.norm(embeddings[0]) * np.linalg.norm(embeddings[1])

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sqa.audio import resample, validate_audio
-from sqa.errors import MissingDependencyError, MissingWeightsError
+from sqa.compat.optional import import_transformers
+from sqa.errors import MissingWeightsError
+from sqa.metrics.adapters import prepare_signal
 
 RATE = 16000
 CHUNK_SECONDS = 20.0
@@ -70,18 +71,10 @@ def ctc_greedy_decode(logits: np.ndarray, tokens: dict[int, str], blank: int) ->
     return units
 
 
-def _import_transformers() -> object:
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError("this metric needs transformers (the 'ssl' extra)") from None
-    return transformers
-
-
 @functools.cache
 def _load(path: str, with_ctc_head: bool) -> tuple[object, bool]:
     """Model from a local folder plus whether its feature extractor normalises the waveform."""
-    transformers = _import_transformers()
+    transformers = import_transformers("this metric")
     loader = transformers.AutoModelForCTC if with_ctc_head else transformers.AutoModel
     try:
         model = loader.from_pretrained(path, local_files_only=True).eval()
@@ -119,13 +112,6 @@ def _chunks(samples: np.ndarray, normalize: bool) -> list[np.ndarray]:
     return pieces
 
 
-def _prepared(signal: np.ndarray | None, sample_rate: int, source: str) -> np.ndarray:
-    if signal is None:
-        raise ValueError(f"no {source} signal")
-    validate_audio(signal, sample_rate, min_duration=0.0, source=source)
-    return resample(np.asarray(signal, dtype=np.float32), sample_rate, RATE)
-
-
 def _run(path: str, signal: np.ndarray, with_ctc_head: bool, layer: int | None) -> np.ndarray:
     """Frame outputs ``(frames, D)``: CTC logits, or hidden states of ``layer``."""
     import torch
@@ -155,7 +141,7 @@ def speech_bert_score(
     model, _ = _load(weights, False)
     layer = speechbertscore_layer(int(model.config.num_hidden_layers))
     features = [
-        _run(weights, _prepared(signal, sample_rate, source), False, layer)
+        _run(weights, prepare_signal(signal, sample_rate, RATE, source), False, layer)
         for signal, source in ((estimate, "estimate"), (reference, "reference"))
     ]
     estimated, referenced = (
@@ -170,11 +156,12 @@ def _transcripts(
 ) -> tuple[list[str], list[str]]:
     tokens, blank = _vocabulary(weights)
     estimated, referenced = (
-        ctc_greedy_decode(_run(weights, _prepared(signal, rate, source), True, None), tokens, blank)
-        for signal, rate, source in (
-            (estimate, sample_rate, "estimate"),
-            (reference, sample_rate, "reference"),
+        ctc_greedy_decode(
+            _run(weights, prepare_signal(signal, sample_rate, RATE, source), True, None),
+            tokens,
+            blank,
         )
+        for signal, source in ((estimate, "estimate"), (reference, "reference"))
     )
     return estimated, referenced
 

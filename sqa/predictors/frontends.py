@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sqa.errors import MissingDependencyError, MissingWeightsError
+from sqa.compat.optional import import_transformers
+from sqa.errors import MissingWeightsError
 from sqa.mel import htk_mel_filterbank
 
 
@@ -107,19 +108,9 @@ class SslFrontEndConfig:
     normalize_waveform: bool = False
 
 
-def _import_transformers() -> object:
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError(
-            "the SSL front end needs transformers; install the 'ssl' extra"
-        ) from None
-    return transformers
-
-
 def _load_ssl_model(config: SslFrontEndConfig) -> nn.Module:
     """Build the SSL network from the stored architecture or load it from the local folder."""
-    transformers = _import_transformers()
+    transformers = import_transformers("the SSL front end")
     if config.architecture:
         settings = json.loads(config.architecture)
         model_config = transformers.AutoConfig.for_model(**settings)
