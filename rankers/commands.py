@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -18,13 +17,24 @@ from rankers.adaptive import adaptive_ranking
 from rankers.bradley_terry import bradley_terry_bootstrap
 from rankers.ecs import ecs_ranking, scalar_probability_table, symmetrise
 from rankers.inference import HomologousAudio, RankerScorer
+from rankers.rank_outputs import (
+    describe_unreadable,
+    per_file_rows,
+    per_file_scores,
+    ranking_rows,
+    report,
+    side_outputs,
+    write_outputs,
+)
 from sqa.audio import is_audio_file
 from sqa.errors import SqaError
-from sqa.fileio import atomic_open, check_writable, write_rows
+from sqa.fileio import check_writable
 
+DEFAULT_RANKER = "ranker-default"
 NO_RANKER_MESSAGE = (
-    "no ranker given: pass --ranker CHECKPOINT (a file from `sqa train-ranker`) or a name from "
-    "checkpoints/manifest.json; no default ranker ships with this version yet"
+    "no ranker given: pass --ranker CHECKPOINT|NAME (a file from `sqa train-ranker` or a name in "
+    f"checkpoints/manifest.json) or --scores TABLE; no default ranker ({DEFAULT_RANKER!r}) is "
+    "installed"
 )
 
 
@@ -39,7 +49,9 @@ def build_rank_parser() -> argparse.ArgumentParser:
     source.add_argument("--systems", nargs="+", metavar="DIR", help="one folder per system")
     source.add_argument("--root", metavar="DIR", help="folder whose sub-folders are systems")
     parser.add_argument("--noisy", metavar="DIR", help="unprocessed inputs (Noisy-Speech MOS)")
-    parser.add_argument("--ranker", metavar="CKPT|NAME", help="ranker checkpoint or name")
+    parser.add_argument(
+        "--ranker", metavar="CKPT|NAME", help=f"checkpoint/name; default {DEFAULT_RANKER}"
+    )
     parser.add_argument(
         "--scores",
         metavar="TABLE",
@@ -55,6 +67,7 @@ def build_rank_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mos", metavar="CSV", help="human MOS (per file or per system)")
     parser.add_argument("--mos-column", default="mos", help="column of --mos")
     parser.add_argument("--output", required=True, help="ranking table (.csv or .jsonl)")
+    parser.add_argument("--per-file", metavar="TABLE", help="per-file win probability table")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for rank CIs")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
@@ -64,21 +77,14 @@ def build_rank_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def side_outputs(output: Path) -> tuple[Path, Path]:
-    """Paths of the win-rate matrix CSV and the summary JSON written next to ``output``."""
-    return (
-        output.with_name(f"{output.stem}_matrix.csv"),
-        output.with_name(f"{output.stem}_summary.json"),
-    )
-
-
 def load_ranker(name_or_path: str | None, device: str) -> Any:
     """Load a ranker checkpoint (our model kinds are registered on import)."""
     if not name_or_path:
         raise SqaError(NO_RANKER_MESSAGE)
     # Importing the model modules registers their kinds even without installed entry points.
     import rankers.cached
-    import rankers.model  # noqa: F401
+    import rankers.model
+    import rankers.quality  # noqa: F401
     from sqa.checkpoint import load_model
 
     model = load_model(name_or_path, device=device)
@@ -171,39 +177,54 @@ class RankRun:
     summary: dict[str, Any]
 
 
-def rank_main(argv: Sequence[str]) -> int:
-    """``sqa rank``: see ``sqa rank --help``."""
-    from sqa.data.folders import discover_systems, match_homologous, systems_from_paths
+def choose_ranker(arguments: argparse.Namespace) -> str | None:
+    """The ranker to load: ``--ranker``, else the installed default (None with ``--scores``)."""
+    if arguments.scores:
+        print(
+            f"sqa rank: no ranker; ECS over {arguments.scores} column {arguments.score_column!r}",
+            file=sys.stderr,
+        )
+        return None
+    if arguments.ranker:
+        print(f"sqa rank: ranker {arguments.ranker}", file=sys.stderr)
+        return arguments.ranker
+    from sqa.checkpoint.manifest import checkpoint_dir, read_manifest
 
-    arguments = build_rank_parser().parse_args(list(argv))
+    if DEFAULT_RANKER not in read_manifest():
+        raise SqaError(NO_RANKER_MESSAGE)
+    print(
+        f"sqa rank: ranker {DEFAULT_RANKER} (the installed default, {checkpoint_dir()})",
+        file=sys.stderr,
+    )
+    return DEFAULT_RANKER
+
+
+def _check_outputs(arguments: argparse.Namespace) -> tuple[Path, Path | None]:
+    """Refuse existing outputs (without --force) before any work: ranking and per-file paths."""
     output = check_writable(arguments.output, arguments.force)
     for path in side_outputs(output):
         check_writable(path, arguments.force)
+    per_file = check_writable(arguments.per_file, arguments.force) if arguments.per_file else None
+    if per_file is not None and per_file.suffix.lower() not in (".csv", ".jsonl"):
+        raise SqaError(f"--per-file {per_file}: use a .csv or .jsonl file")
+    return output, per_file
+
+
+def _homologous(arguments: argparse.Namespace) -> Any:
+    """Systems and their matched utterances from ``--root`` or ``--systems``."""
+    from sqa.data.folders import discover_systems, match_homologous, systems_from_paths
+
     if arguments.root:
         folders = discover_systems(arguments.root)
     else:
         folders = systems_from_paths(arguments.systems)
     if len(folders) < 2:
         raise SqaError(f"need at least two systems to rank, found {len(folders)}")
-    homologous = match_homologous(folders, strict=arguments.strict)
-    if arguments.scores:
-        run = _run_scalar(arguments, homologous)
-    else:
-        run = _run_ranker(arguments, homologous)
-    if len(run.skipped) == len(homologous.utterances):
-        raise SqaError(
-            "no utterance could be read in every system: " + _describe(run.summary["unreadable"])
-        )
-    ranking = ecs_ranking(run.table, homologous.systems, arguments.scoring, arguments.symmetric)
-    table = symmetrise(run.table) if arguments.symmetric else run.table
-    bootstrap = bradley_terry_bootstrap(
-        table, arguments.scoring, arguments.bootstrap, seed=arguments.seed
-    )
-    human = _read_mos(arguments)
-    rows = _ranking_rows(
-        ranking, bootstrap, _mean_rows(run.replication), _mean_rows(run.noisy_mos), human
-    )
-    summary = {
+    return match_homologous(folders, strict=arguments.strict)
+
+
+def _summary(arguments: argparse.Namespace, homologous: Any, run: RankRun) -> dict[str, Any]:
+    return {
         "systems": len(homologous.systems),
         "utterances": len(homologous.utterances) - len(run.skipped),
         "scoring": arguments.scoring,
@@ -212,10 +233,43 @@ def rank_main(argv: Sequence[str]) -> int:
         "missing": homologous.missing,
         **run.summary,
     }
+
+
+def rank_main(argv: Sequence[str]) -> int:
+    """``sqa rank``: see ``sqa rank --help``."""
+    arguments = build_rank_parser().parse_args(list(argv))
+    output, per_file = _check_outputs(arguments)
+    arguments.ranker = choose_ranker(arguments)
+    homologous = _homologous(arguments)
+    run = (
+        _run_scalar(arguments, homologous)
+        if arguments.scores
+        else _run_ranker(arguments, homologous)
+    )
+    if len(run.skipped) == len(homologous.utterances):
+        raise SqaError(
+            "no utterance could be read in every system: "
+            + describe_unreadable(run.summary["unreadable"])
+        )
+    ranking = ecs_ranking(run.table, homologous.systems, arguments.scoring, arguments.symmetric)
+    table = symmetrise(run.table) if arguments.symmetric else run.table
+    bootstrap = bradley_terry_bootstrap(
+        table, arguments.scoring, arguments.bootstrap, seed=arguments.seed
+    )
+    human = _read_mos(arguments)
+    rows = ranking_rows(
+        ranking, bootstrap, _mean_rows(run.replication), _mean_rows(run.noisy_mos), human
+    )
+    summary = _summary(arguments, homologous, run)
     if human:
         summary["correlation_ecs"] = correlations(ranking.scores, homologous.systems, human)
-    _write_outputs(output, rows, ranking, summary, arguments.force)
-    _report(summary, output)
+    files = None
+    if per_file is not None:
+        has_mos = not arguments.scores and bool(np.isfinite(run.replication).any())
+        mos = run.replication if has_mos else None
+        files = (per_file, per_file_rows(homologous, per_file_scores(run.table), mos))
+    write_outputs(output, rows, ranking, summary, arguments.force, files)
+    report(summary, output)
     return 0
 
 
@@ -268,12 +322,6 @@ def _run_scalar(arguments: argparse.Namespace, homologous: Any) -> RankRun:
     return RankRun(scalar_probability_table(scores), scores, scores * np.nan, [], summary)
 
 
-def _describe(unreadable: Sequence[Sequence[str]]) -> str:
-    return "; ".join(
-        f"{system}/{utterance}: {reason}" for system, utterance, reason in unreadable[:5]
-    )
-
-
 def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:
     if not arguments.mos:
         return {}
@@ -282,76 +330,8 @@ def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:
     return read_system_mos(arguments.mos, arguments.mos_column)
 
 
-def _ranking_rows(
-    ranking: Any, bootstrap: Any, replication: np.ndarray, noisy: np.ndarray, human: dict
-) -> list[dict[str, Any]]:
-    order = np.lexsort((np.arange(len(ranking.systems)), -ranking.scores))
-    rows = []
-    for index in order:
-        row = {
-            "rank": int(ranking.ranks[index]),
-            "system": ranking.systems[index],
-            "ecs_score": float(ranking.scores[index]),
-            "win_rate": float(ranking.win_rates[index]),
-            "predicted_mos": float(replication[index]),
-            "rank_ci_low": int(bootstrap.rank_low[index]),
-            "rank_ci_high": int(bootstrap.rank_high[index]),
-            "bt_strength": float(bootstrap.strengths[index]),
-        }
-        if np.isfinite(noisy).any():
-            row["predicted_mos_noisy"] = float(noisy[index])
-        if human:
-            row["human_mos"] = float(human.get(ranking.systems[index], math.nan))
-        rows.append(row)
-    return rows
-
-
-def _write_outputs(
-    output: Path, rows: list[dict[str, Any]], ranking: Any, summary: dict, force: bool
-) -> None:
-    """Write the win-rate matrix, the summary JSON and (last) the ranking table."""
-    matrix_path, summary_path = side_outputs(output)
-    matrix_rows = [
-        {
-            "system": system,
-            **{
-                other: float(ranking.win_matrix[row, column])
-                for column, other in enumerate(ranking.systems)
-            },
-        }
-        for row, system in enumerate(ranking.systems)
-    ]
-    write_rows(matrix_path, matrix_rows, force=force)
-    check_writable(summary_path, force)
-    with atomic_open(summary_path) as stream:
-        stream.write(json.dumps(summary, indent=2, default=str, allow_nan=True) + "\n")
-    write_rows(output, rows, force=force)
-
-
-def _report(summary: dict, output: Path) -> None:
-    if summary["unreadable"]:
-        print(
-            f"sqa rank: skipped {len(summary['skipped_utterances'])} utterance(s) with unusable "
-            f"files: {_describe(summary['unreadable'])}",
-            file=sys.stderr,
-        )
-    if summary.get("adaptive"):
-        report = summary["adaptive"]
-        print(
-            f"sqa rank: adaptive mode used {report['comparisons']} of {report['full']} comparisons",
-            file=sys.stderr,
-        )
-    if "correlation_ecs" in summary:
-        values = summary["correlation_ecs"]
-        print(
-            f"system-level vs MOS ({values['systems']} systems): KRCC {values['krcc']:.3f} "
-            f"SRCC {values['srcc']:.3f} LCC {values['lcc']:.3f}"
-        )
-    print(f"wrote {output}")
-
-
 TRAIN_CHOICES = {
-    "model": ("paper", "compact", "cached", "ssl"),
+    "model": ("paper", "compact", "cached", "distillmos", "ssl"),
     "ties": ("drop", "half"),
     "scoring": ("bs", "nbs"),
 }

@@ -37,6 +37,12 @@ from rankers.data import (
     pairs_from_preferences,
     utterance_key,
 )
+from rankers.feature_cache import (
+    FeaturePairDataset,
+    collate_feature_pairs,
+    encode_files,
+    supports_frozen_cache,
+)
 from rankers.selection import select_best, split_by_utterance
 from sqa.checkpoint import load_checkpoint, save_checkpoint
 from sqa.errors import DataFormatError
@@ -48,12 +54,15 @@ from sqa.runs import run_lock, seed_everything, write_run_metadata
 class TrainConfig:
     """Settings of a ranker training run (defaults: paper mel model).
 
+    The ``distillmos`` preset (:mod:`rankers.quality`) has a frozen pretrained encoder and trains
+    on its features computed once per file (:mod:`rankers.feature_cache`).
+
     Attributes:
         data: Training data (folder root, data.jsonl, Kaldi folder, CSV or URGENT-PK layout).
         output_dir: Run folder (checkpoints, config.yaml, environment.json).
         mos_csv: Per-file MOS table for a folder root.
         preferences: Preference pairs from `sqa pairs` (CSV/JSONL), used with or instead of MOS.
-        model: Preset: ``paper``, ``compact``, ``cached`` or ``ssl``.
+        model: Preset: ``paper``, ``compact``, ``cached``, ``distillmos`` or ``ssl``.
         ssl_path: Local transformers model directory for ``ssl``.
         freeze: Freeze the ssl backbone.
         lstm_hidden: BiLSTM units after the ssl backbone (0: none).
@@ -120,6 +129,11 @@ def preset_model(config: TrainConfig) -> tuple[str, Any]:
         return MODEL_KIND, compact_config()
     if config.model == "cached":
         return CACHED_KIND, CachedRankerConfig()
+    if config.model == "distillmos":
+        from rankers.quality import MODEL_KIND as QUALITY_KIND
+        from rankers.quality import QualityRankerConfig
+
+        return QUALITY_KIND, QualityRankerConfig()
     if config.model == "ssl":
         if not config.ssl_path:
             raise DataFormatError("--model ssl needs --ssl-path (a local transformers model dir)")
@@ -177,7 +191,11 @@ def distributed_context(device: str) -> tuple[int, int]:
 
 
 def make_loader(
-    dataset: PairDataset, config: TrainConfig, shuffle: bool, world_size: int, rank: int
+    dataset: torch.utils.data.Dataset,
+    config: TrainConfig,
+    shuffle: bool,
+    world_size: int,
+    rank: int,
 ) -> torch.utils.data.DataLoader:
     """Data loader, with a :class:`DistributedSampler` under DDP."""
     sampler = None
@@ -191,7 +209,9 @@ def make_loader(
         batch_size=config.batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        collate_fn=collate_pairs,
+        collate_fn=collate_feature_pairs
+        if isinstance(dataset, FeaturePairDataset)
+        else collate_pairs,
         generator=generator,
     )
 
@@ -210,7 +230,10 @@ def run_epoch(
             break
         batch = {key: value.to(config.device) for key, value in batch.items()}
         with torch.set_grad_enabled(optimizer is not None):
-            output = model(batch["wave_a"], batch["wave_b"], batch["lengths"], batch["lengths"])
+            if "features_a" in batch:  # cached frozen features (rankers.feature_cache)
+                output = unwrap(model).compare_frozen(batch["features_a"], batch["features_b"])
+            else:
+                output = model(batch["wave_a"], batch["wave_b"], batch["lengths"], batch["lengths"])
             loss, _ = ranker_loss(output, batch["label"], batch["mos"], config.alpha, config.beta)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
@@ -370,10 +393,7 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
         write_run_metadata(config.output_dir, config)
     pairs, validation_pairs, validation_records = _prepare(config)
     run, start_epoch = _setup(config, model_config, kind, world_size)
-    crop = config.max_seconds or None
-    rate = model_config.sample_rate
-    train_set = PairDataset(pairs, rate, crop, config.seed, config.cache_audio)
-    validation_set = PairDataset(validation_pairs, rate, crop, config.seed, True)
+    train_set, validation_set = _datasets(config, run, pairs, validation_pairs, world_size)
     loader = make_loader(train_set, config, True, world_size, rank)
     validation_loader = make_loader(validation_set, config, False, 1, 0)
     for epoch in range(start_epoch, config.epochs):
@@ -389,6 +409,22 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
     if rank == 0:
         select_best(run.best, validation_records, config, run.folder)
     return run.folder / "best.pt"
+
+
+def _datasets(
+    config: TrainConfig, run: TrainingRun, pairs: list, validation_pairs: list, world_size: int
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+    """Audio pair datasets, or cached frozen features for a frozen-encoder model (single process;
+    under DDP the audio path keeps gradient synchronisation in the wrapped forward)."""
+    rate = run.model_config.sample_rate
+    model = unwrap(run.model)
+    if supports_frozen_cache(model) and world_size == 1:
+        paths = [path for pair in pairs + validation_pairs for path in (pair.path_a, pair.path_b)]
+        features = encode_files(model, paths, rate, config.device)
+        return FeaturePairDataset(pairs, features), FeaturePairDataset(validation_pairs, features)
+    crop = config.max_seconds or None
+    train_set = PairDataset(pairs, rate, crop, config.seed, config.cache_audio)
+    return train_set, PairDataset(validation_pairs, rate, crop, config.seed, True)
 
 
 def _maybe_resume(

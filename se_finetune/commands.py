@@ -1,4 +1,8 @@
-"""``sqa enhance``, ``sqa simulate`` and ``sqa finetune``."""
+"""``sqa enhance``, ``sqa simulate`` and ``sqa finetune``.
+
+``sqa enhance --model`` takes a neural enhancer name from :mod:`se_finetune.neural` or a restorer
+checkpoint; without it, the ``restorer-default`` release of the checkpoint manifest.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import inspect
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +20,15 @@ from torch import nn
 from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
-from sqa.errors import AudioError, SqaError
+from sqa.errors import AudioError, CheckpointError, SqaError
 from sqa.fileio import check_writable, write_rows
 
 PEAK_SAFE = 0.99
+DEFAULT_RESTORER = "restorer-default"
+NO_RESTORER_MESSAGE = (
+    "no default restorer ships ({name!r} is not in {manifest}): pass --model "
+    "dfn3|rnnoise|nsnet2|gtcrn (a neural enhancer) or a restorer checkpoint (path or name)"
+)
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -59,19 +68,29 @@ def restore(model: nn.Module, samples: np.ndarray, sample_rate: int) -> np.ndarr
     output = np.pad(output, (0, samples.shape[0] - output.shape[0])).astype(np.float32)
     if not np.isfinite(output).all():
         raise AudioError("the restorer produced NaN/Inf samples")
+    return peak_safe(output)
+
+
+def peak_safe(output: np.ndarray) -> np.ndarray:
+    """Scale ``output (T,)`` down to a peak of 0.99 when it is louder (files never clip)."""
     peak = float(np.max(np.abs(output))) if output.size else 0.0
     return output * (PEAK_SAFE / peak) if peak > PEAK_SAFE else output
 
 
 def enhance_parser() -> argparse.ArgumentParser:
     """Arguments of ``sqa enhance``."""
+    from se_finetune.neural import ENHANCERS
+
     parser = argparse.ArgumentParser(
         prog="sqa enhance",
-        description="Run a restorer on a folder "
+        description="Run a pretrained neural enhancer or a restorer checkpoint on a folder "
         "(same file names, lengths and rates; peak-safe output).",
     )
     parser.add_argument(
-        "--model", required=True, help="restorer checkpoint (path or manifest name)"
+        "--model",
+        help=f"a neural enhancer ({', '.join(ENHANCERS)}; pip install 'sqa-suite[enhancers]') "
+        "or a restorer checkpoint (path or manifest name); "
+        f"default: the {DEFAULT_RESTORER!r} release when installed",
     )
     parser.add_argument("--input", required=True, type=Path, help="folder of degraded audio")
     parser.add_argument("--output", required=True, type=Path, help="folder for restored audio")
@@ -79,24 +98,61 @@ def enhance_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def enhance_main(argv: Sequence[str]) -> int:
-    """``sqa enhance --model CKPT --input DIR --output DIR``."""
+def _default_restorer() -> str:
+    """The ``restorer-default`` release, or one clear line saying that none is installed."""
+    from sqa.checkpoint import MANIFEST_NAME, checkpoint_dir, read_manifest
+
+    if DEFAULT_RESTORER not in read_manifest():
+        manifest = checkpoint_dir() / MANIFEST_NAME
+        raise SqaError(NO_RESTORER_MESSAGE.format(name=DEFAULT_RESTORER, manifest=manifest))
+    print(
+        f"sqa enhance: model {DEFAULT_RESTORER} (the installed default, {checkpoint_dir()})",
+        file=sys.stderr,
+    )
+    return DEFAULT_RESTORER
+
+
+def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``f(samples (T,), rate) -> (T,)`` peak-safe, for a neural name or a restorer checkpoint.
+
+    Raises:
+        MissingDependencyError: For a neural enhancer whose package is not installed.
+        CheckpointError: For a name that is neither a neural enhancer nor a checkpoint.
+    """
+    from se_finetune.neural import ENHANCERS
+
+    if name in ENHANCERS:
+        enhancer = ENHANCERS[name]
+        enhancer.ensure_installed()  # fail before any file is read, not on the first one
+        return lambda samples, rate: peak_safe(enhancer(samples, rate))
     import se_finetune.bsrnn  # noqa: F401  (registers the "bsrnn" kind without entry points)
     from sqa.checkpoint import load_model
 
+    try:
+        model = load_model(name if name is not None else _default_restorer()).eval()
+    except CheckpointError as error:
+        if name is None or Path(name).exists():
+            raise
+        # A mistyped enhancer name lands here too: say which names exist besides checkpoints.
+        raise CheckpointError(f"{error}; neural enhancers: {', '.join(ENHANCERS)}") from None
+    return lambda samples, rate: restore(model, samples, rate)
+
+
+def enhance_main(argv: Sequence[str]) -> int:
+    """``sqa enhance [--model dfn3|rnnoise|nsnet2|gtcrn|CKPT] --input DIR --output DIR``."""
     arguments = enhance_parser().parse_args(list(argv))
     files = _audio_files(arguments.input)
     destinations = [arguments.output / path.relative_to(arguments.input) for path in files]
     for destination in destinations:
         check_writable(destination, arguments.force)
-    model = load_model(arguments.model).eval()
+    enhance = load_enhancer(arguments.model)
     failures = 0
     for source, destination in tqdm(
         list(zip(files, destinations, strict=True)), desc="enhance", file=sys.stderr, disable=None
     ):
         try:
             samples, rate = load_audio(source)
-            save_audio(destination, restore(model, samples, rate), rate)
+            save_audio(destination, enhance(samples, rate), rate)
         except AudioError as error:
             failures += 1
             warnings.warn(f"skipped {source}: {error}", stacklevel=1)

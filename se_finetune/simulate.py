@@ -8,7 +8,7 @@ reproducible from one seed. :class:`Simulator` chains them in a fixed order:
 2. additive noise (p 0.9) at an SNR ~ U(-5, 20) dB measured on *active* speech frames;
 3. clipping (p 0.25) at ``level x peak`` with level ~ U(0.06, 0.9);
 4. band limitation (p 0.5): resampled down to a random lower rate and back (soxr);
-5. secondary-processing artifacts (p 0.2): a classical enhancer (or a restorer) on the result;
+5. secondary-processing artifacts (p 0.2): a classical or neural enhancer (or a restorer);
 6. codec (p 0.3): MP3 (24-128 kbit/s) or Ogg/Vorbis through libsndfile, delay-compensated;
 7. packet loss (p 0.1): 20 ms frames dropped (zeroed) at 5-25 % with bursts (Gilbert model).
 
@@ -28,6 +28,7 @@ import soundfile
 from scipy import signal as scipy_signal
 
 from se_finetune.classical import get_enhancer
+from se_finetune.neural import NeuralEnhancer
 from sqa.audio import load_audio, resample
 from sqa.errors import SqaError
 
@@ -52,7 +53,9 @@ class SimulationConfig:
         bandlimit_probability: Probability of band limitation.
         bandlimit_rates: Candidate lower rates (only those below ``sample_rate`` are used).
         secondary_probability: Probability of secondary-processing artifacts.
-        secondary_methods: Classical enhancers to draw from (see :mod:`se_finetune.classical`).
+        secondary_methods: Enhancers to draw from: classical ones (see
+            :mod:`se_finetune.classical`) and, when their packages are installed, the neural
+            back ends ``dfn3``, ``rnnoise``, ``nsnet2``, ``gtcrn`` (:mod:`se_finetune.neural`).
         codec_probability: Probability of a lossy codec.
         codecs: Codecs to draw from (``"mp3"``, ``"vorbis"``).
         mp3_bitrates: MP3 bit rates in kbit/s (clamped to what the rate allows).
@@ -256,6 +259,14 @@ def _draw(rng: np.random.Generator, probability: float) -> bool:
     return bool(rng.random() < probability)
 
 
+def _check_secondary_methods(config: SimulationConfig) -> None:
+    """Fail at construction, not at the first pair that happens to draw a bad method."""
+    for method in config.secondary_methods:
+        enhancer = get_enhancer(method)  # unknown names raise, listing the valid ones
+        if isinstance(enhancer, NeuralEnhancer) and config.secondary_probability > 0:
+            enhancer.ensure_installed()
+
+
 class Simulator:
     """Draws seeded degraded/target pairs from lists of clean speech, noise and RIR files.
 
@@ -268,7 +279,9 @@ class Simulator:
             (e.g. a restorer checkpoint) drawn alongside the classical methods.
 
     Raises:
-        SqaError: If no speech, or noise with a non-zero noise probability, is given.
+        SqaError: If no speech, or noise with a non-zero noise probability, is given, or a
+            secondary method is unknown.
+        MissingDependencyError: If a neural secondary method's package is not installed.
     """
 
     def __init__(
@@ -283,6 +296,7 @@ class Simulator:
             raise SqaError("the simulator needs at least one clean speech file")
         if not noise_files and config.noise_probability > 0:
             raise SqaError("the simulator needs noise files (or noise_probability = 0)")
+        _check_secondary_methods(config)
         self.config = config
         self.speech_files = [str(path) for path in speech_files]
         self.noise_files = [str(path) for path in noise_files]
@@ -366,6 +380,17 @@ class Simulator:
         rng = np.random.default_rng(seed)
         clean, names = self.clean_segment(rng)
         info: dict[str, Any] = {"seed": int(seed), "speech": names}
+        return self.degrade(clean, rng, info)
+
+    def degrade(
+        self, clean: np.ndarray, rng: np.random.Generator, info: dict[str, Any]
+    ) -> SimulatedPair:
+        """Degrade a given clean segment ``(T,)``; what was applied is added to ``info``.
+
+        Two simulators whose configs differ only in parameter ranges (e.g. the SNR) consume
+        the same random draws, so with equally seeded generators they pick the same noise
+        excerpt, RIR, codec, ...: their outputs differ only in that parameter.
+        """
         degraded, target = self._acoustic(clean, rng, info)
         degraded = self._transmission(degraded, rng, info)
         level = float(rng.uniform(*self.config.level_range_db))

@@ -35,6 +35,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "evaluate": Subcommand(
         "sqa.commands.evaluate", "main", "Track-2 MSE/LCC/SRCC/KTAU of predictions"
     ),
+    "agreement": Subcommand(
+        "sqa.commands.agreement", "main", "agreement of score tables with human ratings"
+    ),
     "train-predictor": Subcommand(
         "sqa.commands.train_predictor", "main", "train the multi-metric predictor"
     ),
@@ -45,6 +48,15 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "train-ranker": Subcommand("rankers.commands", "train_main", "train the URGENT-PK ranker"),
     "enhance": Subcommand("se_finetune.commands", "enhance_main", "run a restorer on a folder"),
     "simulate": Subcommand("se_finetune.commands", "simulate_main", "build degraded folders"),
+    "simulate-systems": Subcommand(
+        "se_finetune.systems_command", "simulate_systems_main", "homologous system folders"
+    ),
+    "make-noise": Subcommand(
+        "se_finetune.systems_command", "make_noise_main", "procedural noise and simulated RIRs"
+    ),
+    "synthesize": Subcommand(
+        "se_finetune.tts_command", "main", "multi-voice speech corpus from Debian TTS engines"
+    ),
     "finetune": Subcommand("se_finetune.commands", "finetune_main", "SQA-guided SE fine-tuning"),
     "checkpoint": Subcommand(
         "sqa.commands.checkpoint", "main", "inspect, verify, export checkpoints"

@@ -12,7 +12,7 @@ import scipy.stats
 import torch
 
 from sqa.audio import save_audio
-from sqa.checkpoint import save_checkpoint
+from sqa.checkpoint import file_sha256, save_checkpoint, update_manifest
 from sqa.cli import main as sqa_main
 from sqa.data import write_track2_jsonl
 from sqa.data.records import AudioRecord
@@ -78,6 +78,29 @@ def test_predict_from_data_jsonl_subset_of_heads(tmp_path: Path, checkpoint: Pat
     )
     assert sqa_main([*command, "--output", str(tmp_path / "x.jsonl"), "--metrics", "utmos"]) == 2
     assert "available: mos, pesq" in capsys.readouterr().err
+
+
+def test_predict_uses_the_installed_default_predictor(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    folder = _audio_folder(tmp_path)
+    (tmp_path / "no_release").mkdir()
+    monkeypatch.setenv("SQA_CHECKPOINT_DIR", str(tmp_path / "no_release"))
+    output = tmp_path / "preds.jsonl"
+    command = ["predict", "--dir", str(folder), "--quiet", "--output", str(output)]
+    assert sqa_main(command) == 2
+    error = capsys.readouterr().err.strip()
+    assert "no default predictor ('predictor-default') is installed" in error
+    assert len(error.splitlines()) == 1 and not output.exists()
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "predictor-default.pt").write_bytes(checkpoint.read_bytes())
+    entry = {"file": "predictor-default.pt", "sha256": file_sha256(checkpoint), "kind": MODEL_KIND}
+    update_manifest("predictor-default", entry, release)
+    monkeypatch.setenv("SQA_CHECKPOINT_DIR", str(release))
+    assert sqa_main(command) == 0
+    assert "model predictor-default (the installed default" in capsys.readouterr().err
+    assert len(output.read_text().splitlines()) == 3
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:

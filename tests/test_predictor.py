@@ -162,6 +162,28 @@ def test_distillmos_front_end_is_frozen_with_finite_input_gradients():
     assert all(p.grad is None for p in model.front_end.network.parameters())
 
 
+def test_distillmos_window_cache_gives_the_same_features_and_still_trains_the_mix():
+    if importlib.util.find_spec("distillmos") is None:
+        pytest.skip("distillmos is not installed")
+    from sqa.predictors.distillmos_frontend import DistillMosConfig, DistillMosFrontEnd
+
+    torch.manual_seed(0)
+    front_end = DistillMosFrontEnd(DistillMosConfig(layers=(1, 5), pretrained=False)).eval()
+    waveform = torch.from_numpy(speech_like(0.6, seed=4))[None].repeat(2, 1)
+    waveform[1] *= 0.5  # peak normalisation makes it the same window content: one cache entry
+    lengths = torch.tensor([waveform.shape[1]] * 2)
+    reference, frames = front_end(waveform, lengths)
+    front_end.enable_window_cache()
+    first, _ = front_end(waveform, lengths)
+    assert len(front_end.window_cache) == 2  # distinct raw samples, distinct keys
+    second, second_frames = front_end(waveform, lengths)  # served from the cache
+    torch.testing.assert_close(first, reference, atol=2e-3, rtol=2e-3)  # fp16 storage
+    torch.testing.assert_close(second, first)
+    assert torch.equal(second_frames, frames)
+    second.sum().backward()
+    assert front_end.mix.logits.grad.abs().sum() > 0
+
+
 def test_mel_checkpoint_round_trip_reproduces_predictions(tmp_path: Path):
     model = tiny_mel().eval()
     model.set_target_statistics({"mos": 3.0}, {"mos": 0.5})

@@ -14,7 +14,9 @@ import torch
 from rankers.cached import MODEL_KIND, CachedRankerConfig
 from rankers.commands import rank_main, train_main
 from rankers.train import TrainConfig, train
+from sqa.checkpoint import export_release
 from sqa.cli import main as sqa_main
+from sqa.errors import SqaError
 from sqa.fileio import read_rows
 from sqa.synthetic import write_system_folders
 
@@ -114,15 +116,45 @@ def test_rank_adaptive_and_noisy_modes(tmp_path: Path, ranker: Path) -> None:
 
 
 def test_rank_without_a_ranker_fails_clearly(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (tmp_path / "no_release").mkdir()
+    monkeypatch.setenv("SQA_CHECKPOINT_DIR", str(tmp_path / "no_release"))
     write_system_folders(tmp_path / "systems", {"a": 10.0, "b": 0.0}, 1, duration=0.5)
     code = sqa_main(
         ["rank", "--root", str(tmp_path / "systems"), "--output", str(tmp_path / "r.csv")]
     )
     assert code == 2
-    assert "no ranker given: pass --ranker" in capsys.readouterr().err
+    error = capsys.readouterr().err.strip()
+    assert "no ranker given: pass --ranker" in error and len(error.splitlines()) == 1
+    assert "no default ranker ('ranker-default') is installed" in error
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_rank_uses_the_installed_default_and_writes_per_file_scores(
+    tmp_path: Path,
+    ranker: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SQA_CHECKPOINT_DIR", str(tmp_path / "release"))
+    export_release(ranker, tmp_path / "release" / "ranker-default.pt", name="ranker-default")
+    write_system_folders(tmp_path / "systems", SNR, 3, duration=0.6, seed=80)
+    shutil.rmtree(tmp_path / "systems" / "_reference")
+    per_file = tmp_path / "per_file.csv"
+    command = ["rank", "--root", str(tmp_path / "systems"), "--output", str(tmp_path / "r.csv")]
+    assert sqa_main([*command, "--per-file", str(per_file)]) == 0
+    assert "ranker ranker-default (the installed default" in capsys.readouterr().err
+    rows = read_rows(per_file)
+    assert sorted((row["system_id"], row["sample_id"]) for row in rows) == [
+        (system, f"utt{index:03d}") for system in SNR for index in range(3)
+    ]
+    assert all(0.0 <= float(row["score"]) <= 1.0 for row in rows)
+    assert all(np.isfinite(float(row["predicted_mos"])) for row in rows)
+    human = write_mos(tmp_path / "human.csv", 3)
+    agreement = ["agreement", "--human", str(human), "--human-column", "mos"]
+    assert sqa_main([*agreement, "--scores", f"{per_file}:score", "--resamples", "20"]) == 0
+    assert "12/12" in capsys.readouterr().out
 
 
 def test_train_ranker_command_smoke(tmp_path: Path) -> None:
@@ -158,3 +190,13 @@ def test_rank_by_ecs_over_scalar_scores(tmp_path: Path) -> None:
     rows = read_rows(output)
     assert [row["system"] for row in rows] == list(SNR)
     assert [float(row["win_rate"]) for row in rows] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    per_file = tmp_path / "per_file.jsonl"
+    arguments += ["--output", str(output), "--per-file", str(per_file)]
+    with pytest.raises(SqaError, match="exists"):
+        rank_main(arguments)
+    assert not per_file.exists()
+    assert rank_main([*arguments, "--force"]) == 0
+    rows = read_rows(per_file)
+    assert len(rows) == 12 and "predicted_mos" not in rows[0]
+    by_system = {row["system_id"]: row["score"] for row in rows if row["sample_id"] == "utt001"}
+    assert by_system == pytest.approx({"s1": 1.0, "s2": 2 / 3, "s3": 1 / 3, "s4": 0.0})

@@ -186,6 +186,7 @@ def export_release(
     force: bool = False,
     name: str | None = None,
     description: str | None = None,
+    half: bool = False,
 ) -> Path:
     """Write a release checkpoint from a training one (optimizer and other training state dropped).
 
@@ -198,6 +199,8 @@ def export_release(
         force: Overwrite an existing destination.
         name: Manifest name to register the release under.
         description: One-line description for the manifest entry.
+        half: Store float32 tensors as float16 (half the size; loading copies them back into
+            the model's float32 parameters, so only the stored precision changes).
 
     Returns:
         The release path.
@@ -208,8 +211,14 @@ def export_release(
         raise CheckpointError("the release path must differ from the training checkpoint")
     payload = load_checkpoint(source)
     release = {key: payload[key] for key in REQUIRED_KEYS}
+    if half:
+        release["state_dict"] = {
+            key: value.half() if value.dtype == torch.float32 else value
+            for key, value in payload["state_dict"].items()
+        }
     release["metadata"] = {
         **dict(payload["metadata"]),
+        "storage": "float16" if half else "as trained",
         "exported_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "exported_from": source.name,
         "source_sha256": file_sha256(source),

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="overwrite RELEASE_PATH")
     export.add_argument("--name", help="also list the release under this manifest name")
     export.add_argument("--description", default="", help="manifest description (with --name)")
+    export.add_argument(
+        "--half", action="store_true", help="store float32 weights as float16 (half the size)"
+    )
     return parser
 
 
@@ -141,6 +144,7 @@ def _export(arguments: argparse.Namespace) -> int:
         force=arguments.force,
         name=arguments.name,
         description=arguments.description,
+        half=arguments.half,
     )
     listed = f" and listed it as {arguments.name!r}" if arguments.name else ""
     print(f"wrote {destination}{listed}")

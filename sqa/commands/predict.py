@@ -18,12 +18,21 @@ from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable, write_rows
 
+DEFAULT_PREDICTOR = "predictor-default"
+NO_PREDICTOR_MESSAGE = (
+    "no model given: pass --checkpoint CHECKPOINT|NAME (a file from `sqa train-predictor` or a "
+    f"name in checkpoints/manifest.json); no default predictor ({DEFAULT_PREDICTOR!r}) is installed"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sqa predict", description="Predict metric vectors per file with a trained predictor."
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file or release name")
+    parser.add_argument(
+        "--checkpoint",
+        help=f"checkpoint file or release name (default: {DEFAULT_PREDICTOR!r} if installed)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dir", help="folder of audio files (or of one folder per system)")
     source.add_argument("--scp", help="Kaldi wav.scp (its folder may hold utt2sys, utt2dur)")
@@ -81,6 +90,22 @@ def input_records(arguments: argparse.Namespace) -> list[AudioRecord]:
     return read_track2_jsonl(arguments.data)
 
 
+def choose_checkpoint(checkpoint: str | None) -> str:
+    """``--checkpoint``, else the installed default predictor; says on stderr which one."""
+    if checkpoint:
+        print(f"sqa predict: model {checkpoint}", file=sys.stderr)
+        return checkpoint
+    from sqa.checkpoint.manifest import checkpoint_dir, read_manifest
+
+    if DEFAULT_PREDICTOR not in read_manifest():
+        raise SqaError(NO_PREDICTOR_MESSAGE)
+    print(
+        f"sqa predict: model {DEFAULT_PREDICTOR} (the installed default, {checkpoint_dir()})",
+        file=sys.stderr,
+    )
+    return DEFAULT_PREDICTOR
+
+
 def load_predictor(name_or_path: str, device: str = "cpu") -> object:
     """Load a predictor checkpoint (file or release name) and check it is one."""
     import sqa.predictors  # noqa: F401  (registers the model kind)
@@ -119,12 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     arguments = build_parser().parse_args(argv)
     check_writable(arguments.output, arguments.force)
+    checkpoint = choose_checkpoint(arguments.checkpoint)
     if arguments.threads > 0:
         import torch
 
         torch.set_num_threads(arguments.threads)
     records = input_records(arguments)
-    model = load_predictor(arguments.checkpoint, arguments.device)
+    model = load_predictor(checkpoint, arguments.device)
     metrics = [m.strip() for m in arguments.metrics.split(",")] if arguments.metrics else None
     settings = PredictionSettings(
         arguments.batch_seconds, arguments.max_batch_size, arguments.device, metrics

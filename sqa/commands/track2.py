@@ -71,7 +71,8 @@ def _scores_from_checkpoint(arguments: argparse.Namespace) -> dict[str, float]:
     from sqa.predictors.inference import PredictionSettings, predict_batches
 
     model = load_predictor(arguments.checkpoint, arguments.device)
-    metric = arguments.metric or "mos"
+    # Without --metric: the model's declared overall head, else its "mos" head.
+    metric = arguments.metric or getattr(model.config, "overall_metric", "") or "mos"
     if metric not in model.metric_names:
         raise SqaError(
             f"the checkpoint has no '{metric}' head (available: {', '.join(model.metric_names)}); "

@@ -18,6 +18,7 @@ the trunk. ``distillmos`` imports torchaudio at module level, hence
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -127,6 +128,7 @@ class DistillMosFrontEnd(FrozenAwareModule):
         self.config = config
         self.frozen = config.freeze
         self.network = build_distillmos_network(config.pretrained)
+        self.window_cache: dict[bytes, torch.Tensor] | None = None
         self.output_dim = FEATURE_DIM
         self.mix = MixLayers(len(config.layers))
         for index in config.layers:
@@ -136,6 +138,33 @@ class DistillMosFrontEnd(FrozenAwareModule):
 
     def backbone(self) -> nn.Module:
         return self.network
+
+    def enable_window_cache(self) -> None:
+        """Remember the frozen layer outputs of every window seen (training on fixed files).
+
+        A frozen network gives the same outputs for the same window in every epoch; with the
+        cache, each distinct window runs once. Keys are digests of the window's samples, values
+        are fp16 on the CPU (about 1 MB per window with all 7 layers). Only used where no
+        gradient flows into the front end.
+        """
+        self.window_cache = {}
+
+    def _cached_window_features(self, windows: torch.Tensor) -> torch.Tensor:
+        """:meth:`_window_features` through :attr:`window_cache` (no graph)."""
+        cache = self.window_cache
+        assert cache is not None
+        keys = [
+            hashlib.blake2b(window.detach().cpu().numpy().tobytes(), digest_size=16).digest()
+            for window in windows
+        ]
+        missing = sorted({index for index, key in enumerate(keys) if key not in cache})
+        if missing:
+            with torch.no_grad():
+                computed = self._window_features(windows[missing])
+            for position, index in enumerate(missing):
+                cache[keys[index]] = computed[:, position].to("cpu", torch.float16)
+        stacked = torch.stack([cache[key] for key in keys], dim=1)
+        return stacked.to(windows.device, windows.dtype)
 
     def _encoder_layers(self) -> nn.ModuleList:
         return self.network.transformer_pool_attn.transformer.transformer_encoder.layers
@@ -166,17 +195,34 @@ class DistillMosFrontEnd(FrozenAwareModule):
         Returns:
             ``(B, F, 200)`` features (20 ms frames) and ``(B,)`` valid frame counts.
         """
+        layers, frame_lengths = self.layer_features(waveform, lengths)
+        return self.mix(layers), frame_lengths
+
+    def layer_features(
+        self, waveform: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unmixed outputs of the configured layers.
+
+        Args:
+            waveform: ``(B, T)`` at 16 kHz.
+            lengths: ``(B,)`` valid samples per item.
+
+        Returns:
+            ``(L, B, F, 200)`` layer outputs and ``(B,)`` valid frame counts.
+        """
         batch, total = waveform.shape
         num_windows = max(1, -(-total // WINDOW_SAMPLES))
         padded = F.pad(waveform, (0, num_windows * WINDOW_SAMPLES - total))
         windows = padded.reshape(batch * num_windows, WINDOW_SAMPLES)
         needs_graph = waveform.requires_grad or not self.frozen
-        with torch.set_grad_enabled(needs_graph and torch.is_grad_enabled()):
-            layers = self._window_features(windows)
+        if self.window_cache is not None and not (needs_graph and torch.is_grad_enabled()):
+            layers = self._cached_window_features(windows)
+        else:
+            with torch.set_grad_enabled(needs_graph and torch.is_grad_enabled()):
+                layers = self._window_features(windows)
         layers = layers.reshape(len(self.config.layers), batch, -1, FEATURE_DIM)
         frame_lengths = torch.div(
             lengths + SAMPLES_PER_FRAME - 1, SAMPLES_PER_FRAME, rounding_mode="floor"
         )
         max_frames = max(1, int(frame_lengths.max().item()))
-        features = self.mix(layers[:, :, :max_frames])
-        return features, frame_lengths.long().clamp(min=1, max=max_frames)
+        return layers[:, :, :max_frames], frame_lengths.long().clamp(min=1, max=max_frames)

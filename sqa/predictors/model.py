@@ -87,6 +87,8 @@ class UniVersaConfig:
         metric_directions: ``(name, higher_is_better)``, filled in the same way.
         metric_groups: ``(name, group)`` overrides of :data:`DEFAULT_METRIC_GROUPS` (paper trunk).
         sample_rate: Input rate of the waveform (all front ends work at 16 kHz).
+        overall_metric: The head that stands for overall quality (what ``sqa track2 submit``
+            uses by default); empty: ``mos`` when the model has it.
     """
 
     front_end: str = "ssl"
@@ -99,6 +101,7 @@ class UniVersaConfig:
     metric_directions: tuple[tuple[str, bool], ...] = ()
     metric_groups: tuple[tuple[str, str], ...] = ()
     sample_rate: int = 16000
+    overall_metric: str = ""
 
     def __post_init__(self) -> None:
         # Configs read back from JSON/YAML carry lists where tuples are declared.
@@ -112,6 +115,8 @@ class UniVersaConfig:
             raise SqaError(f"unknown trunk {self.trunk.kind!r}; use one of {TRUNK_KINDS}")
         if not self.metrics or len(set(self.metrics)) != len(self.metrics):
             raise SqaError("the predictor needs a non-empty list of distinct metric names")
+        if self.overall_metric and self.overall_metric not in self.metrics:
+            raise SqaError(f"overall_metric {self.overall_metric!r} is not one of the metrics")
 
 
 @dataclass

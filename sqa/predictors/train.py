@@ -76,6 +76,8 @@ class TrainConfig:
         tensorboard: Also write TensorBoard scalars to ``output_dir/tensorboard``.
         num_workers: Data-loader worker processes (audio decoding in the background).
         num_threads: Torch CPU threads (0: torch's default; 1 is fastest on a busy machine).
+        cache_frozen_features: Remember a frozen Distill-MOS front end's outputs per window
+            (whole files only, i.e. without ``max_seconds``): later epochs skip the network.
     """
 
     train: tuple[str, ...] = ()
@@ -99,6 +101,7 @@ class TrainConfig:
     tensorboard: bool = False
     num_workers: int = 0
     num_threads: int = 0
+    cache_frozen_features: bool = True
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -159,6 +162,10 @@ class PredictorTrainer:
         self.rank, self.world, self.device = distributed_context(config.device)
         seed_everything(config.seed)
         self.model = UniVersa(config.model).to(self.device)
+        front_end = self.model.front_end
+        if config.cache_frozen_features and config.max_seconds is None:
+            if getattr(front_end, "frozen", False) and hasattr(front_end, "enable_window_cache"):
+                front_end.enable_window_cache()
         self.valid_records = load_sources(config.valid) if config.valid else []
         self.weights = dict(config.metric_weights)
         self.loader = self._training_loader()

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Shipped default models: corpus, labels, training, evaluation, release (see README.md here).
+#   stage 1: speech pools (speaker-disjoint train/valid/test), permissive + procedural noise, RIRs
+#   stage 2: synthetic speech from Debian TTS voices (`sqa synthesize`)
+#   stage 3: pre-train the restorer (`sqa finetune`, L_spec; resumable)
+#   stage 4: homologous systems for every split (`sqa simulate-systems`)
+#   stage 5: teacher labels (`sqa score --resume`) and unanimous preference pairs (`sqa pairs`)
+#   stage 6: train the rankers (`sqa train-ranker`) and the predictor (`sqa train-predictor`)
+#   stage 7: SQA-guided fine-tuning of the restorer with the predictor as critic (`sqa finetune`)
+#   stage 8: evaluation on the simulated test split and the human-rated development set
+#   stage 9: release into checkpoints/ (`sqa checkpoint export`)
+# Usage: recipes/default_models/run.sh [first_stage] [last_stage]   (from the repository root)
+# Debian packages for stages 1-2: espeak-ng flite festival festvox-ru festvox-* (see README.md).
+set -euo pipefail
+first=${1:-1}
+last=${2:-9}
+data=${DATA:-../shared/data}
+work=${WORK:-exp/default_models}
+sqa=${SQA:-.venv/bin/sqa}
+jobs=${JOBS:-2}
+here=recipes/default_models
+russian=${RUSSIAN_WAVS:-/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav}
+run() { [ "$first" -le "$1" ] && [ "$last" -ge "$1" ]; }
+link() { mkdir -p "$2" && ln -sf "$(realpath "$1")" "$2/"; }
+
+if run 1; then
+  pools=$work/pools
+  rm -rf "$pools" && mkdir -p "$pools"
+  # Speech, speaker-disjoint. Train: festvox-ru (1 male speaker), LJSpeech (1 female), FSDD
+  # george/jackson/lucas/nicolas (every 5th take, so digits do not dominate), LibriSpeech and
+  # LibriVox excerpts, alsa prompts. Valid: FSDD theo, ARCTIC aew, speechbrain spk1. Test: FSDD
+  # yweweler, ARCTIC axb and the other ARCTIC files, VCTK p286, speechbrain spk2, German sample.
+  for file in "$russian"/*.wav "$data"/speech/ljspeech/*.wav; do link "$file" "$pools/speech_train"; done
+  for file in "$data"/speech/fsdd/*.wav; do
+    name=$(basename "$file" .wav); take=${name##*_}
+    case "$name" in
+      # every 10th take in valid/test, so the longer sentences there are not drowned in digits
+      *_theo_*) [ $((take % 10)) -eq 0 ] && link "$file" "$pools/speech_valid" ;;
+      *_yweweler_*) [ $((take % 10)) -eq 0 ] && link "$file" "$pools/speech_test" ;;
+      *) [ $((take % 5)) -eq 0 ] && link "$file" "$pools/speech_train" ;;
+    esac
+  done
+  for file in "$data"/speech/misc/*; do
+    case "$(basename "$file")" in
+      cmu_arctic_us_aew_*|spk1_*) link "$file" "$pools/speech_valid" ;;
+      cmu_arctic_us_axb_*|*arctic_a00*|p286_*|spk2_*|german_*) link "$file" "$pools/speech_test" ;;
+      *) link "$file" "$pools/speech_train" ;;
+    esac
+  done
+  # Noise: only permissive recordings (audiomentations MIT, pyroomacoustics/Speech Commands
+  # CC BY 4.0 for train; speechbrain Apache-2.0 held out for valid/test) plus procedural noise
+  # (babble from the split's own speakers). hu100 ("research use") and emgse_test (no licence)
+  # are never used for shipped models.
+  for folder in audiomentations pyroomacoustics; do
+    for file in "$data/noise/$folder"/*; do link "$file" "$pools/noise_train"; done
+  done
+  for file in "$data"/noise/speechbrain/*; do
+    link "$file" "$pools/noise_valid"; link "$file" "$pools/noise_test"
+  done
+  "$sqa" make-noise --output "$pools/noise_train/procedural" --count 120 --seed 0 \
+    --babble-speech "$pools/speech_train" --rir-output "$pools/rir_train/simulated" --rir-count 40
+  for split in valid test; do
+    seed=$([ "$split" = valid ] && echo 100000 || echo 200000)
+    "$sqa" make-noise --output "$pools/noise_$split/procedural" --count 30 --seed "$seed" \
+      --babble-speech "$pools/speech_$split" --rir-output "$pools/rir_$split/simulated" --rir-count 10
+  done
+  # Measured RIRs: speechbrain (Apache-2.0) and audiomentations (MIT) for training only.
+  for file in "$data"/rir/*/*; do link "$file" "$pools/rir_train"; done
+fi
+if run 2; then
+  # Synthetic speech (marked "synthetic": true in utterances.jsonl); used for training only.
+  "$sqa" synthesize --output "$work/tts" --count "${TTS_COUNT:-600}" --jobs "$jobs"
+  # Shipped models train only on espeak-ng, flite and the festival voices whose licences allow
+  # any use (kal, ked, cmu_us_slt_arctic_hts, msu_ru_nsh); the GPL/LGPL festival voices are left out.
+  rm -rf "$work/pools/speech_tts" && mkdir -p "$work/pools/speech_tts"
+  permissive='"voice": "(kal_diphone|ked_diphone|cmu_us_slt_arctic_hts|msu_ru_nsh_clunits)"'
+  { grep -v '"engine": "festival"' "$work/tts/utterances.jsonl"
+    grep -E "$permissive" "$work/tts/utterances.jsonl"; } |
+    sed -n 's/^{"file": "\([^"]*\)".*/\1/p' |
+    while read -r file; do link "$work/tts/$file" "$work/pools/speech_tts"; done
+fi
+if run 3; then
+  # Restorer snapshots after 150 and 500 steps are kept as two more "systems" for the corpus.
+  for steps in 150 500 "${RESTORER_STEPS:-1500}"; do
+    "$sqa" finetune --config "$here/restorer.yaml" --steps "$steps" --threads 1
+    [ "$steps" -lt 1000 ] && cp "$work/restorer/last.pt" "$work/restorer/snapshot_$steps.pt"
+  done
+fi
+# split -> "speech pool, first seed, utterances"; train_tts uses the synthetic voices of stage 2.
+declare -A splits=(
+  [train_real]="speech_train 0 ${TRAIN_COUNT:-100}"
+  [train_tts]="speech_tts 500000 ${TTS_SPLIT_COUNT:-60}"
+  [valid]="speech_valid 100000 ${VALID_COUNT:-20}"
+  [test]="speech_test 200000 ${TEST_COUNT:-40}"
+)
+pool_of() { case "$1" in train_*) echo train ;; *) echo "$1" ;; esac; }
+if run 4; then
+  for split in train_real train_tts valid test; do
+    read -r speech seed count <<< "${splits[$split]}"
+    folder=$work/pools/$speech
+    pool=$(pool_of "$split")
+    tag=synthetic=$([ "$speech" = speech_tts ] && echo true || echo false)
+    "$sqa" simulate-systems --speech "$folder" --noise "$work/pools/noise_$pool" \
+      --rir "$work/pools/rir_$pool" --systems "$here/systems.yaml" --output "$work/sim_$split" \
+      --count "$count" --seed "$seed" --duration 4 --jobs "$jobs" --tag "$tag" --prefix "${split}_"
+  done
+fi
+# Teachers: every offline teacher except MCD (0.9 s/file, a TTS metric) and NISQA (non-commercial).
+metrics=${METRICS:-pesq,estoi,sdr,si_snr,lsd,dnsmos_sig,dnsmos_bak,dnsmos_ovrl,dnsmos_p808,plcmos,distill_mos}
+# Unanimous pairs over perceptual (DNSMOS OVRL, Distill-MOS), fidelity (PESQ) and
+# intelligibility (ESTOI) teachers, with small margins so near-ties are not labelled.
+pair_metrics=${PAIR_METRICS:-dnsmos_ovrl,distill_mos,pesq,estoi}
+pair_margins=${PAIR_MARGINS:-dnsmos_ovrl=0.05,distill_mos=0.05,pesq=0.05,estoi=0.01}
+if run 5; then
+  for split in test valid train_real train_tts; do
+    "$sqa" score --systems "$work/sim_$split/systems" --ref-dir "$work/sim_$split/clean" \
+      --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume \
+      --output "$work/labels_$split.jsonl"
+    "$sqa" pairs --scores "$work/labels_$split.jsonl" --metrics "$pair_metrics" \
+      --margins "$pair_margins" --output "$work/pairs_$split.jsonl" --force
+  done
+fi
