@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from rankers.data import PairExample
 from sqa.audio import load_audio
+from sqa.fileio import atomic_open
 
 
 def supports_frozen_cache(model: nn.Module) -> bool:
@@ -27,16 +29,52 @@ def supports_frozen_cache(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def encode_files(
-    model: nn.Module, paths: Sequence[str], sample_rate: int, device: str
+    model: nn.Module,
+    paths: Sequence[str],
+    sample_rate: int,
+    device: str,
+    store: str | Path | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Frozen features of every distinct path, one file at a time (CPU tensors)."""
+    """Frozen features of every distinct path, one file at a time (CPU tensors).
+
+    Args:
+        model: A model with ``frozen_features`` (see :func:`supports_frozen_cache`).
+        paths: Audio files (repeats are encoded once).
+        sample_rate: Rate the audio is resampled to.
+        device: Torch device of the encoder.
+        store: Optional file that keeps the features between runs (another training run on the
+            same files skips the encoder). Its entries are valid only for the same frozen
+            encoder: it records the model's ``frozen_signature`` and is ignored when that differs.
+    """
     model.eval()
-    features: dict[str, torch.Tensor] = {}
-    for path in tqdm(sorted(set(paths)), desc="frozen features", file=sys.stderr, disable=None):
+    signature = str(getattr(model, "frozen_signature", lambda: "")())
+    kept = _read_store(store, signature)
+    keys = {path: _file_key(path) for path in set(paths)}
+    todo = sorted(path for path, key in keys.items() if key not in kept)
+    for path in tqdm(todo, desc="frozen features", file=sys.stderr, disable=None):
         samples = load_audio(path, sample_rate=sample_rate)[0]
         waveform = torch.from_numpy(samples).to(device)[None]
-        features[path] = model.frozen_features(waveform)[0].cpu()
-    return features
+        kept[keys[path]] = model.frozen_features(waveform)[0].cpu()
+    if store is not None and todo:
+        with atomic_open(store, "wb", encoding=None) as stream:
+            torch.save({"signature": signature, "features": kept}, stream)
+    return {path: kept[key] for path, key in keys.items()}
+
+
+def _file_key(path: str) -> str:
+    """Path plus size and modification time: a rewritten file is encoded again."""
+    status = Path(path).stat()
+    return f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}"
+
+
+def _read_store(store: str | Path | None, signature: str) -> dict[str, torch.Tensor]:
+    """Features kept by an earlier run with the same encoder signature (else none)."""
+    if store is None or not Path(store).is_file():
+        return {}
+    payload = torch.load(store, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("signature") != signature:
+        return {}
+    return dict(payload.get("features", {}))
 
 
 class FeaturePairDataset(torch.utils.data.Dataset):

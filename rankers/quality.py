@@ -92,6 +92,10 @@ class QualityEncoderRanker(nn.Module):
         self.encoder.eval()
         return self
 
+    def frozen_signature(self) -> str:
+        """What the frozen features depend on (cached features are reused only if it matches)."""
+        return f"distillmos-layers{list(self.config.layers)}-pretrained{self.config.pretrained}"
+
     @torch.no_grad()
     def frozen_features(
         self, waveform: torch.Tensor, lengths: torch.Tensor | None = None

@@ -85,6 +85,7 @@ class TrainConfig:
         device: ``cpu`` or ``cuda``.
         cache_audio: Keep decoded audio in memory.
         resume: Continue from ``output_dir/last.pt`` when present.
+        feature_store: File keeping a frozen encoder's features between runs (``distillmos``).
     """
 
     data: str
@@ -114,6 +115,7 @@ class TrainConfig:
     device: str = "cpu"
     cache_audio: bool = False
     resume: bool = False
+    feature_store: str | None = None
 
 
 def preset_model(config: TrainConfig) -> tuple[str, Any]:
@@ -420,7 +422,7 @@ def _datasets(
     model = unwrap(run.model)
     if supports_frozen_cache(model) and world_size == 1:
         paths = [path for pair in pairs + validation_pairs for path in (pair.path_a, pair.path_b)]
-        features = encode_files(model, paths, rate, config.device)
+        features = encode_files(model, paths, rate, config.device, config.feature_store)
         return FeaturePairDataset(pairs, features), FeaturePairDataset(validation_pairs, features)
     crop = config.max_seconds or None
     train_set = PairDataset(pairs, rate, crop, config.seed, config.cache_audio)

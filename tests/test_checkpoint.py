@@ -262,6 +262,42 @@ def test_repository_manifest_is_valid(tmp_path: Path, monkeypatch: pytest.Monkey
         checkpoint.read_manifest(tmp_path)
 
 
+def test_half_precision_export_is_smaller_and_loads_into_float32(
+    tmp_path: Path, release_dir: Path
+) -> None:
+    model, _ = _trained_model()
+    training = checkpoint.save_checkpoint(tmp_path / "last.pt", model, CONFIG, kind=KIND)
+    full = checkpoint.export_release(training, release_dir / "full.pt")
+    half = checkpoint.export_release(training, release_dir / "half.pt", half=True)
+    payload = checkpoint.load_checkpoint(half)
+    assert payload["metadata"]["storage"] == "float16"
+    assert all(value.dtype != torch.float32 for value in payload["state_dict"].values())
+    assert half.stat().st_size < full.stat().st_size
+    loaded = checkpoint.load_model(half)
+    assert all(parameter.dtype == torch.float32 for parameter in loaded.parameters())
+    features = torch.randn(2, 4)
+    torch.testing.assert_close(loaded(features), model(features), atol=5e-3, rtol=5e-3)
+
+
+def test_installed_checkpoint_folder_is_used_when_the_source_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqa.checkpoint import manifest
+
+    monkeypatch.delenv(checkpoint.DIRECTORY_ENVIRONMENT_VARIABLE, raising=False)
+    installed = tmp_path / "share" / "sqa-suite" / "checkpoints"
+    installed.mkdir(parents=True)
+    (installed / "manifest.json").write_text("{}")
+    monkeypatch.setattr(manifest.sys, "prefix", str(tmp_path))
+    source = Path(manifest.__file__).resolve().parents[2] / "checkpoints"
+    expected = source if (source / "manifest.json").is_file() else installed
+    assert manifest.checkpoint_dir() == expected
+    monkeypatch.setattr(
+        manifest, "__file__", str(tmp_path / "site" / "sqa" / "checkpoint" / "m.py")
+    )
+    assert manifest.checkpoint_dir() == installed
+
+
 def test_cli_info_verify_and_export(
     tmp_path: Path, release_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

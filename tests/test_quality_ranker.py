@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 # find_spec, not importorskip: distillmos imports torchaudio, which needs our fallback first.
@@ -109,3 +110,25 @@ def test_feature_pairs_dataset_returns_cached_tensors() -> None:
     values.update(path_a="a", path_b="b", label=1.0, mos_a=float("nan"), mos_b=float("nan"))
     item = FeaturePairDataset([PairExample(**values)], features)[0]
     assert torch.equal(item["features_b"], features["b"]) and item["label"] == 1.0
+
+
+def test_feature_store_is_reused_and_ignored_for_another_encoder(
+    model: QualityEncoderRanker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rankers import feature_cache
+
+    paths = []
+    for index in range(2):
+        path = tmp_path / f"f{index}.wav"
+        soundfile.write(path, speech_like(0.3, seed=index), 16000)
+        paths.append(str(path))
+    store = tmp_path / "features.pt"
+    first = feature_cache.encode_files(model, paths, 16000, "cpu", store)
+    calls: list[int] = []
+    original = model.frozen_features
+    monkeypatch.setattr(model, "frozen_features", lambda *a: calls.append(1) or original(*a))
+    again = feature_cache.encode_files(model, paths, 16000, "cpu", store)
+    assert not calls and all(torch.equal(first[p], again[p]) for p in paths)
+    monkeypatch.setattr(model, "frozen_signature", lambda: "another encoder")
+    feature_cache.encode_files(model, paths, 16000, "cpu", store)
+    assert len(calls) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,21 @@ def check_sha256(path: Path, expected: str) -> str:
 
 
 def checkpoint_dir() -> Path:
-    """Folder of release checkpoints: ``$SQA_CHECKPOINT_DIR`` or ``checkpoints/`` of the repo."""
+    """Folder of release checkpoints.
+
+    ``$SQA_CHECKPOINT_DIR`` when set; else ``checkpoints/`` beside the ``sqa`` package (a source
+    checkout or editable install); else ``<sys.prefix>/share/sqa-suite/checkpoints`` (where a
+    wheel installs them).
+    """
     configured = os.environ.get(DIRECTORY_ENVIRONMENT_VARIABLE)
     if configured:
         return Path(configured).expanduser()
     # This file is sqa/checkpoint/manifest.py: parents[2] is the folder holding the sqa package.
-    return Path(__file__).resolve().parents[2] / "checkpoints"
+    source = Path(__file__).resolve().parents[2] / "checkpoints"
+    installed = Path(sys.prefix) / "share" / "sqa-suite" / "checkpoints"
+    if not (source / MANIFEST_NAME).is_file() and (installed / MANIFEST_NAME).is_file():
+        return installed
+    return source
 
 
 def read_manifest(directory: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:

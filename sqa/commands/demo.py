@@ -1,10 +1,11 @@
 """``sqa demo``: the whole ranking workflow on synthetic systems, end to end and offline.
 
 It writes a folder per "system" (the same speech-like utterances with different amounts of noise,
-under names that do not reveal the order), labels every file with offline teacher metrics
-(``sqa score``), ranks the systems by ECS over per-file scores (``sqa rank``; with the shipped
-default ranker once one is listed in ``checkpoints/manifest.json``) and by URGENT-style rank
-aggregation of the teacher metrics, and reports Kendall's tau against the known order.
+under names that do not reveal the order), ranks the systems with the shipped default ranker
+(``sqa rank``, ECS with bootstrap rank intervals), labels every file with offline teacher metrics
+(``sqa score``) to compare with ECS over DNSMOS and URGENT-style aggregation of the teachers,
+reports Kendall's tau of each against the known order, and predicts the metric vector of a few
+files with the shipped default predictor (``sqa predict``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ METRIC_CATEGORIES = {
     "intrusive": ["pesq", "estoi", "si_snr"],
     "non_intrusive": ["dnsmos_ovrl", "distill_mos"],
 }
-DEFAULT_RANKER = "urgent-pk-default"
+DEFAULT_RANKER = "ranker-default"
+DEFAULT_PREDICTOR = "predictor-default"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,17 +99,31 @@ def _score(system_folders: list[str], references: Path, scores: Path, jobs: int)
     _run(["score", *inputs, *options, "--output", str(scores), "--force"])
 
 
-def _rank(system_folders: list[str], scores: Path, ranking: Path) -> None:
-    """ECS ranking with the shipped default ranker, or over per-file DNSMOS until one ships."""
-    if DEFAULT_RANKER in read_manifest():
-        method = ["--ranker", DEFAULT_RANKER]
-    else:
-        print(
-            f"(no '{DEFAULT_RANKER}' checkpoint shipped yet: ECS over per-file DNSMOS OVRL)",
-            file=sys.stderr,
-        )
-        method = ["--scores", str(scores), "--score-column", "dnsmos_ovrl"]
-    _run(["rank", "--systems", *system_folders, *method, "--output", str(ranking), "--force"])
+def _rank(root: Path, ranking: Path, scores: Path | None = None) -> None:
+    """ECS ranking with the shipped ranker, or ECS over per-file DNSMOS OVRL from ``scores``."""
+    method = ["--scores", str(scores), "--score-column", "dnsmos_ovrl"] if scores else []
+    _run(["rank", "--root", str(root), *method, "--output", str(ranking), "--force"])
+
+
+def _predict(folder: Path, count: int, predictions: Path) -> None:
+    """Predict the metric vector of ``count`` files with the shipped predictor and print it."""
+    if DEFAULT_PREDICTOR not in read_manifest():
+        print(f"(no '{DEFAULT_PREDICTOR}' shipped: prediction skipped)", file=sys.stderr)
+        return
+    chosen = predictions.parent / "predict_input"
+    chosen.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.glob("*.wav"))[:count]:
+        target = chosen / path.name
+        if not target.exists():
+            target.symlink_to(path.resolve())
+    _run(["predict", "--dir", str(chosen), "--output", str(predictions), "--force"])
+    rows = read_rows(predictions)
+    names = [key for key in rows[0] if key not in ("sample_id", "system_id", "path", "audio_path")]
+    print(f"\npredicted metrics ({predictions.name}, {DEFAULT_PREDICTOR})")
+    print(f"{'file':<10}" + "".join(f"{name[:11]:>12}" for name in names))
+    for row in rows:
+        values = "".join(f"{float(row[name]):>12.3f}" for name in names)
+        print(f"{row.get('sample_id', '')!s:<10}{values}")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -119,30 +135,55 @@ def main(argv: Sequence[str]) -> int:
     references = write_system_folders(
         systems_root, DEMO_SYSTEMS, options.utterances, duration=options.duration, seed=2026
     )
+    # The references live inside the root (as "_reference"); rank only the systems.
+    ranking_root = output / "ranked_systems"
+    ranking_root.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_SYSTEMS:
+        link = ranking_root / name
+        if not link.exists():
+            link.symlink_to((systems_root / name).resolve(), target_is_directory=True)
     system_folders = [str(systems_root / name) for name in DEMO_SYSTEMS]
     scores, ranking = output / "scores.jsonl", output / "ranking.csv"
     _score(system_folders, references, scores, options.jobs)
-    _rank(system_folders, scores, ranking)
+    _rank(ranking_root, output / "ranking_dnsmos.csv", scores)
+    learned = DEFAULT_RANKER in read_manifest()
+    if not learned:
+        print(f"(no '{DEFAULT_RANKER}' shipped: ranking.csv is ECS over DNSMOS)", file=sys.stderr)
+    _rank(ranking_root, ranking, None if learned else scores)
     aggregate = _aggregate_ranking(scores, output / "ranking_teachers.csv")
-    _report(read_rows(ranking), aggregate, output)
+    _report(read_rows(ranking), read_rows(output / "ranking_dnsmos.csv"), aggregate, output)
+    _predict(systems_root / "system_b", 3, output / "predictions.csv")
     return 0
 
 
+def _order(rows: list[dict[str, str]]) -> list[str]:
+    return [row["system"] for row in sorted(rows, key=lambda row: float(row["rank"]))]
+
+
 def _report(
-    ecs_rows: list[dict[str, str]], aggregate: list[tuple[str, float, int]], output: Path
+    learned: list[dict[str, str]],
+    dnsmos: list[dict[str, str]],
+    aggregate: list[tuple[str, float, int]],
+    output: Path,
 ) -> None:
-    """Print both rankings beside the true order and their Kendall tau against it."""
+    """Print the rankings beside the true order and their Kendall tau against it."""
     truth = sorted(DEMO_SYSTEMS, key=DEMO_SYSTEMS.get, reverse=True)
-    ecs_order = [row["system"] for row in sorted(ecs_rows, key=lambda row: float(row["rank"]))]
-    aggregate_order = [system for system, _, _ in aggregate]
-    print("\nsystem ranking (best first)")
-    print(f"{'true (by SNR)':<16}{'ECS':<16}{'teacher aggregate':<16}")
-    for true_name, ecs_name, aggregate_name in zip(truth, ecs_order, aggregate_order, strict=True):
-        print(f"{true_name:<16}{ecs_name:<16}{aggregate_name:<16}")
-    for label, order in (("ECS", ecs_order), ("teacher aggregate", aggregate_order)):
+    intervals = {row["system"]: f"[{row['rank_ci_low']}-{row['rank_ci_high']}]" for row in learned}
+    orders = {
+        f"ECS {DEFAULT_RANKER}": _order(learned),
+        "ECS over DNSMOS": _order(dnsmos),
+        "teacher aggregate": [system for system, _, _ in aggregate],
+    }
+    print("\nsystem ranking (best first; learned ranker with its 95% bootstrap rank interval)")
+    print(f"{'true (by SNR)':<16}" + "".join(f"{label:<26}" for label in orders))
+    for position, true_name in enumerate(truth):
+        cells = [order[position] for order in orders.values()]
+        cells[0] = f"{cells[0]} {intervals[cells[0]]}"
+        print(f"{true_name:<16}" + "".join(f"{cell:<26}" for cell in cells))
+    for label, order in orders.items():
         tau = kendalltau([truth.index(name) for name in order], range(len(order))).statistic
         print(f"Kendall tau vs the true order, {label}: {tau:.3f}")
     print(
-        f"\nwritten under {output}/: systems/, scores.jsonl, ranking.csv (+ win-rate matrix), "
-        "ranking_teachers.csv"
+        f"\nwritten under {output}/: systems/, ranking.csv (+ _matrix.csv, _summary.json), "
+        "scores.jsonl, ranking_dnsmos.csv, ranking_teachers.csv, predictions.csv"
     )

@@ -163,9 +163,12 @@ class PredictorTrainer:
         seed_everything(config.seed)
         self.model = UniVersa(config.model).to(self.device)
         front_end = self.model.front_end
-        if config.cache_frozen_features and config.max_seconds is None:
-            if getattr(front_end, "frozen", False) and hasattr(front_end, "enable_window_cache"):
-                front_end.enable_window_cache()
+        # Whole files only: random crops would make every window new and the cache unbounded.
+        cacheable = getattr(front_end, "frozen", False) and hasattr(
+            front_end, "enable_window_cache"
+        )
+        if config.cache_frozen_features and config.max_seconds is None and cacheable:
+            front_end.enable_window_cache()
         self.valid_records = load_sources(config.valid) if config.valid else []
         self.weights = dict(config.metric_weights)
         self.loader = self._training_loader()
