@@ -296,6 +296,10 @@ def _run_ranker(arguments: argparse.Namespace, homologous: Any) -> RankRun:
         table, replication, noisy_mos, skipped = score_all(
             scorer, audio, systems, utterances, arguments
         )
+        if getattr(model, "checkpoint_metadata", {}).get("mos_head_trained") is False:
+            # Trained on preference pairs only: its MOS head never saw a target.
+            replication, noisy_mos = replication * np.nan, noisy_mos * np.nan
+            summary["predicted_mos"] = "not available: the ranker's MOS head was not trained"
         run = RankRun(table, replication, noisy_mos, skipped, summary)
     audio.warn_cropped()
     summary["unreadable"] = [list(item) for item in audio.unreadable]

@@ -67,8 +67,12 @@ def ecs_validation_scores(
     systems = sorted(paths)
     shared = sorted(set.intersection(*(set(items) for items in paths.values()))) if paths else []
     empty = {"lcc": math.nan, "srcc": math.nan, "ktau": math.nan, "selection": math.nan}
+    # No MOS at all (e.g. training on preference pairs only) is NaN without a warning.
     mos = np.array(
-        [np.nanmean(labels[system]) if labels[system] else math.nan for system in systems]
+        [
+            np.nanmean(labels[system]) if np.isfinite(labels[system]).any() else math.nan
+            for system in systems
+        ]
     )
     if len(systems) < 3 or not shared or not np.all(np.isfinite(mos)):
         return empty

@@ -254,6 +254,7 @@ class BestCheckpoints:
         self.folder = folder
         self.limit = limit
         self.entries: list[tuple[float, str]] = [(float(a), str(b)) for a, b in entries]
+        self.metadata: dict[str, Any] = {}  # added to every checkpoint it saves
 
     def offer(
         self, loss: float, epoch: int, model: nn.Module, kind: str, model_config: Any
@@ -262,7 +263,7 @@ class BestCheckpoints:
         if len(self.entries) >= self.limit and loss >= max(entry[0] for entry in self.entries):
             return
         path = self.folder / f"epoch{epoch:03d}.pt"
-        metadata = {"epoch": epoch, "validation_loss": loss}
+        metadata = {**self.metadata, "epoch": epoch, "validation_loss": loss}
         save_checkpoint(path, unwrap(model), model_config, kind=kind, metadata=metadata)
         self.entries = sorted([*self.entries, (loss, str(path))])
         for _, stale in self.entries[self.limit :]:
@@ -362,7 +363,7 @@ def _end_epoch(
         unwrap(run.model),
         run.model_config,
         kind=run.kind,
-        metadata={"train_loss": train_loss},
+        metadata={**run.best.metadata, "train_loss": train_loss},
         training_state=_training_state(epoch + 1, run.optimizer, run.scheduler, run.best),
     )
 
@@ -395,6 +396,8 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
         write_run_metadata(config.output_dir, config)
     pairs, validation_pairs, validation_records = _prepare(config)
     run, start_epoch = _setup(config, model_config, kind, world_size)
+    labelled = any(math.isfinite(p.mos_a) or math.isfinite(p.mos_b) for p in pairs)
+    run.best.metadata["mos_head_trained"] = config.beta > 0 and labelled
     train_set, validation_set = _datasets(config, run, pairs, validation_pairs, world_size)
     loader = make_loader(train_set, config, True, world_size, rank)
     validation_loader = make_loader(validation_set, config, False, 1, 0)

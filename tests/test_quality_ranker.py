@@ -87,7 +87,9 @@ def test_cached_training_learns_a_known_noise_order(tmp_path: Path) -> None:
         keep_best=1,
     )
     best = train(settings, TINY, MODEL_KIND)
-    trained = build_model(load_checkpoint(best))
+    payload = load_checkpoint(best)
+    assert payload["metadata"]["mos_head_trained"] is True  # MOS labels and beta > 0
+    trained = build_model(payload)
     assert isinstance(trained, QualityEncoderRanker)
     write_system_folders(tmp_path / "test", snr, 2, duration=0.5, seed=100)
     from sqa.audio import load_audio

@@ -88,7 +88,7 @@ if run 3; then
 fi
 # split -> "speech pool, first seed, utterances"; train_tts uses the synthetic voices of stage 2.
 declare -A splits=(
-  [train_real]="speech_train 0 ${TRAIN_COUNT:-100}"
+  [train_real]="speech_train 0 ${TRAIN_COUNT:-160}"
   [train_tts]="speech_tts 500000 ${TTS_SPLIT_COUNT:-60}"
   [valid]="speech_valid 100000 ${VALID_COUNT:-20}"
   [test]="speech_test 200000 ${TEST_COUNT:-40}"
@@ -100,8 +100,9 @@ if run 4; then
     folder=$work/pools/$speech
     pool=$(pool_of "$split")
     tag=synthetic=$([ "$speech" = speech_tts ] && echo true || echo false)
+    systems=$here/systems.yaml; [ "$split" = test ] && systems=$here/systems_test.yaml
     "$sqa" simulate-systems --speech "$folder" --noise "$work/pools/noise_$pool" \
-      --rir "$work/pools/rir_$pool" --systems "$here/systems.yaml" --output "$work/sim_$split" \
+      --rir "$work/pools/rir_$pool" --systems "$systems" --output "$work/sim_$split" \
       --count "$count" --seed "$seed" --duration 4 --jobs "$jobs" --tag "$tag" --prefix "${split}_"
   done
 fi
@@ -119,4 +120,87 @@ if run 5; then
     "$sqa" pairs --scores "$work/labels_$split.jsonl" --metrics "$pair_metrics" \
       --margins "$pair_margins" --output "$work/pairs_$split.jsonl" --force
   done
+fi
+# Ranker variants: "<preset>:<training data>"; real = train_real only, all = + synthetic voices.
+ranker_variants=${RANKERS:-distillmos:real distillmos:all cached:real}
+if run 6; then
+  cat "$work/labels_train_real.jsonl" "$work/labels_train_tts.jsonl" > "$work/labels_train_all.jsonl"
+  cat "$work/pairs_train_real.jsonl" "$work/pairs_train_tts.jsonl" > "$work/pairs_train_all.jsonl"
+  for variant in $ranker_variants; do
+    preset=${variant%%:*}; data=${variant##*:}
+    options=(--epochs 40 --learning-rate 1e-3 --batch-size 64 --lr-decay 0.95)
+    [ "$preset" = cached ] && options=(--epochs 12 --learning-rate 1e-3 --batch-size 16 --lr-decay 0.9 --cache-audio)
+    "$sqa" train-ranker "$work/labels_train_$data.jsonl" --preferences "$work/pairs_train_$data.jsonl" \
+      --model "$preset" --output-dir "$work/ranker_${preset}_$data" --alpha 1 --beta 0 \
+      --validation-utterances 8 --keep-best 3 --feature-store "$work/distillmos_features.pt" \
+      --resume "${options[@]}"
+  done
+  for config in predictor predictor_all; do
+    run_dir=$(sed -n 's/^output_dir: *//p' "$here/$config.yaml")
+    resume=(); [ -f "$run_dir/last.pt" ] && resume=(--resume "$run_dir/last.pt" --force)
+    "$sqa" train-predictor --config "$here/$config.yaml" "${resume[@]}"
+  done
+fi
+# The restorer fine-tuned with the predictor as critic (guard on), and both restorers evaluated.
+if run 7; then
+  "$sqa" finetune --config "$here/restorer_sqa.yaml" --threads 1
+fi
+# Candidates evaluated side by side with the peers (DNSMOS OVRL/P.808, Distill-MOS, ECS over each).
+rankers=${EVAL_RANKERS:-ranker_distillmos_real ranker_distillmos_all ranker_cached_real}
+predictors=${EVAL_PREDICTORS:-predictor predictor_all}
+human=$data/human/m1_codec_mushra
+evaluation=$work/evaluation
+if run 8; then
+  mkdir -p "$evaluation"
+  # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv)
+  "$sqa" score --systems "$work/sim_test/systems" --ref-dir "$work/sim_test/clean" \
+    --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume --output "$work/labels_test.jsonl"
+  for ladder in snr mp3; do
+    for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
+      "$sqa" rank --root "$work/sim_test/systems" --scores "$work/labels_test.jsonl" \
+        --score-column "$peer" --mos "$here/ladders/$ladder.csv" --force \
+        --output "$evaluation/test_${ladder}_ecs_$peer.csv"
+    done
+    for ranker in $rankers; do
+      "$sqa" rank --root "$work/sim_test/systems" --ranker "$work/$ranker/best.pt" \
+        --mos "$here/ladders/$ladder.csv" --force --output "$evaluation/test_${ladder}_$ranker.csv"
+    done
+  done
+  for predictor in $predictors; do
+    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/labels_test.jsonl" \
+      --output "$evaluation/test_$predictor.jsonl" --force
+    "$sqa" evaluate --pred "$evaluation/test_$predictor.jsonl" --ref "$work/labels_test.jsonl" \
+      --output "$evaluation/test_$predictor.json" --force
+  done
+  # (b) human-rated development set (codec MUSHRA): folders <system>/<utterance>.wav for ranking
+  tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ system utterance path _; do
+    link "$human/$path" "$work/dev/systems/$system"
+    mv -f "$work/dev/systems/$system/$(basename "$path")" "$work/dev/systems/$system/$utterance.wav"
+  done
+  { echo "sample_id,system_id,utterance_id,path"
+    tail -n +2 "$human/ratings.csv" | while IFS=, read -r sample system utterance path _; do
+      echo "$sample,$system,$utterance,$(realpath "$human/$path")"; done; } > "$work/dev/dev.csv"
+  # non-intrusive teachers only (the listening test rated the codecs without a reference score)
+  "$sqa" score --data "$work/dev/dev.csv" --metrics dnsmos_sig,dnsmos_bak,dnsmos_ovrl,dnsmos_p808,plcmos,distill_mos --dnsmos-mode full --resume \
+    --output "$work/dev/teachers.jsonl"
+  scores=()
+  for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
+    "$sqa" rank --root "$work/dev/systems" --scores "$work/dev/teachers.jsonl" --score-column "$peer" \
+      --output "$evaluation/dev_ecs_$peer.csv" --per-file "$evaluation/dev_ecs_${peer}_files.csv" --force
+    scores+=(--scores "$work/dev/teachers.jsonl:$peer:$peer" \
+      --scores "$evaluation/dev_ecs_${peer}_files.csv:score:ECS over $peer")
+  done
+  for ranker in $rankers; do
+    "$sqa" rank --root "$work/dev/systems" --ranker "$work/$ranker/best.pt" --force \
+      --output "$evaluation/dev_$ranker.csv" --per-file "$evaluation/dev_${ranker}_files.csv"
+    scores+=(--scores "$evaluation/dev_${ranker}_files.csv:score:$ranker")
+  done
+  for predictor in $predictors; do
+    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/dev/dev.csv" \
+      --output "$evaluation/dev_$predictor.jsonl" --force
+    for head in dnsmos_ovrl distill_mos pesq; do
+      scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")
+    done
+  done
+  "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
 fi
