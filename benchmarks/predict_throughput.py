@@ -12,9 +12,13 @@ clean references to a temporary folder, then measures on the same files:
 * the teachers of ``sqa score`` (:func:`sqa.metrics.runner.run_tasks`) for the Track-2 metrics that
   are computable offline (by default pesq, estoi, sdr, lsd, mcd, dnsmos_ovrl, distill_mos).
 
+``--checkpoint NAME`` (e.g. ``predictor-default``) measures that trained model instead of the two
+random-weight trunks and, unless ``--teacher-metrics`` is given, the teachers it imitates.
+
 Prints a JSON summary with files/s of each and the predictor/teacher speed ratios. Example::
 
     python benchmarks/predict_throughput.py --files 200 --duration 4 --threads 1
+    python benchmarks/predict_throughput.py --checkpoint predictor-default --dnsmos-mode fast
 """
 
 from __future__ import annotations
@@ -50,12 +54,21 @@ def predictor_config(name: str, front_end: str, ssl_path: str) -> UniVersaConfig
 
 
 def measure_predictor(
-    config: UniVersaConfig, records: list[AudioRecord], batch_seconds: float
+    config: UniVersaConfig | str, records: list[AudioRecord], batch_seconds: float
 ) -> dict[str, object]:
-    """Files/s of the ``sqa predict`` path (model construction excluded, reported apart)."""
+    """Files/s of the ``sqa predict`` path (model construction excluded, reported apart).
+
+    ``config`` is a configuration (random weights) or a checkpoint file / manifest name.
+    """
     started = time.perf_counter()
     torch.manual_seed(0)
-    model = UniVersa(config).eval()
+    if isinstance(config, str):
+        from sqa.commands.predict import load_predictor
+
+        model = load_predictor(config)
+        config = model.config
+    else:
+        model = UniVersa(config).eval()
     build_seconds = time.perf_counter() - started
     settings = PredictionSettings(batch_seconds=batch_seconds, max_batch_size=32)
     failures: list[str] = []
@@ -75,7 +88,9 @@ def measure_predictor(
     }
 
 
-def measure_teachers(pairs: list[tuple[str, str]], names: list[str]) -> dict[str, object]:
+def measure_teachers(
+    pairs: list[tuple[str, str]], names: list[str], dnsmos_mode: str = "full"
+) -> dict[str, object]:
     """Files/s of the ``sqa score`` teachers (one process, model loading included)."""
     from sqa.metrics.runner import ScoreTask, run_tasks
     from sqa.metrics.scorer import ScoringOptions
@@ -83,7 +98,8 @@ def measure_teachers(pairs: list[tuple[str, str]], names: list[str]) -> dict[str
     tasks = [ScoreTask("bench", Path(d).stem, d, r) for d, r in pairs]
     costs: dict[str, float] = {}
     started = time.perf_counter()
-    for entry in run_tasks(tasks, names, ScoringOptions(), jobs=1, progress=False):
+    options = ScoringOptions(dnsmos_mode=dnsmos_mode)
+    for entry in run_tasks(tasks, names, options, jobs=1, progress=False):
         for backend, seconds in entry["seconds"].items():
             costs[backend] = costs.get(backend, 0.0) + seconds
     wall = time.perf_counter() - started
@@ -108,22 +124,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ssl-path", default="", help="local SSL model for --paper-front-end ssl")
     default_teachers = ",".join(name for name in TRACK2_KEYS if name in OFFLINE_METRICS)
-    parser.add_argument("--teacher-metrics", default=default_teachers)
+    parser.add_argument("--teacher-metrics", help=f"default: {default_teachers}")
+    parser.add_argument("--checkpoint", help="a trained predictor instead of the random trunks")
+    parser.add_argument("--dnsmos-mode", choices=("full", "fast"), default="full")
     parser.add_argument("--output", help="also write the JSON summary here")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
-    teachers = [name.strip() for name in arguments.teacher_metrics.split(",") if name.strip()]
+    teacher_text = arguments.teacher_metrics or default_teachers
+    if arguments.checkpoint and not arguments.teacher_metrics:
+        from sqa.commands.predict import load_predictor
+
+        teacher_text = ",".join(load_predictor(arguments.checkpoint).metric_names)
+    teachers = [name.strip() for name in teacher_text.split(",") if name.strip()]
     with tempfile.TemporaryDirectory() as folder:
         pairs = write_degraded_corpus(Path(folder), arguments.files, arguments.duration)
         records = [
             AudioRecord(Path(d).stem, "bench", d, duration=arguments.duration) for d, _ in pairs
         ]
         predictors = {}
-        for name in ("paper", "compact"):
-            config = predictor_config(name, arguments.paper_front_end, arguments.ssl_path)
+        candidates: dict[str, UniVersaConfig | str] = {
+            name: predictor_config(name, arguments.paper_front_end, arguments.ssl_path)
+            for name in ("paper", "compact")
+        }
+        if arguments.checkpoint:
+            candidates = {arguments.checkpoint: arguments.checkpoint}
+        for name, config in candidates.items():
             predictors[name] = measure_predictor(config, records, arguments.batch_seconds)
             print(json.dumps({name: predictors[name]}), file=sys.stderr)
-        teacher = measure_teachers(pairs, teachers)
+        teacher = measure_teachers(pairs, teachers, arguments.dnsmos_mode)
         print(json.dumps({"teachers": teacher}), file=sys.stderr)
     summary = {
         "files": arguments.files,
