@@ -57,6 +57,34 @@ class CachedRankerConfig:
     head_hidden: int = 64
 
 
+def build_pair_head(embedding_size: int, hidden: int, dropout: float) -> nn.Sequential:
+    """MLP ``(B, 3E) -> (B, 1)`` on ``[e_a, e_b, e_a - e_b]``."""
+    return nn.Sequential(
+        nn.Linear(3 * embedding_size, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, 1),
+    )
+
+
+def compare_antisymmetric(
+    pair_head: nn.Module, mos_head: nn.Module, embedding_a: torch.Tensor, embedding_b: torch.Tensor
+) -> RankerOutput:
+    """``logit = h(a, b) - h(b, a)`` (swapping negates it exactly) and per-input MOS ``(B,)``.
+
+    Args:
+        pair_head: See :func:`build_pair_head`.
+        mos_head: ``(B, E) -> (B, 1)``; sees one embedding, so ``mos_a`` never depends on ``b``.
+        embedding_a: ``(B, E)``.
+        embedding_b: ``(B, E)``.
+    """
+    difference = embedding_a - embedding_b
+    forward = pair_head(torch.cat([embedding_a, embedding_b, difference], dim=1))
+    backward = pair_head(torch.cat([embedding_b, embedding_a, -difference], dim=1))
+    mos_a, mos_b = mos_head(torch.cat([embedding_a, embedding_b])).squeeze(1).chunk(2)
+    return RankerOutput((forward - backward).squeeze(1), mos_a, mos_b)
+
+
 class CachedPairwiseRanker(nn.Module):
     """Late-fusion pairwise model with the :class:`~rankers.model.PairwiseRanker` interface.
 
@@ -85,12 +113,7 @@ class CachedPairwiseRanker(nn.Module):
         self.projection = nn.Sequential(
             nn.Linear(pooled, config.embedding_size), nn.LayerNorm(config.embedding_size)
         )
-        self.pair_head = nn.Sequential(
-            nn.Linear(3 * config.embedding_size, config.head_hidden),
-            nn.ReLU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.head_hidden, 1),
-        )
+        self.pair_head = build_pair_head(config.embedding_size, config.head_hidden, config.dropout)
         self.mos_head = nn.Linear(config.embedding_size, 1)
 
     def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -114,13 +137,7 @@ class CachedPairwiseRanker(nn.Module):
         self, embedding_a: torch.Tensor, embedding_b: torch.Tensor
     ) -> RankerOutput:
         """Pair outputs from cached embeddings ``(B, E)`` each."""
-        difference = embedding_a - embedding_b
-        forward = self.pair_head(torch.cat([embedding_a, embedding_b, difference], dim=1))
-        backward = self.pair_head(torch.cat([embedding_b, embedding_a, -difference], dim=1))
-        logit = (forward - backward).squeeze(1)
-        mos = self.mos_head(torch.cat([embedding_a, embedding_b])).squeeze(1)
-        mos_a, mos_b = mos.chunk(2)
-        return RankerOutput(logit, mos_a, mos_b)
+        return compare_antisymmetric(self.pair_head, self.mos_head, embedding_a, embedding_b)
 
     def forward(
         self,

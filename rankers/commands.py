@@ -185,18 +185,9 @@ def choose_ranker(arguments: argparse.Namespace) -> str | None:
             file=sys.stderr,
         )
         return None
-    if arguments.ranker:
-        print(f"sqa rank: ranker {arguments.ranker}", file=sys.stderr)
-        return arguments.ranker
-    from sqa.checkpoint.manifest import checkpoint_dir, read_manifest
+    from sqa.checkpoint.manifest import choose_release
 
-    if DEFAULT_RANKER not in read_manifest():
-        raise SqaError(NO_RANKER_MESSAGE)
-    print(
-        f"sqa rank: ranker {DEFAULT_RANKER} (the installed default, {checkpoint_dir()})",
-        file=sys.stderr,
-    )
-    return DEFAULT_RANKER
+    return choose_release(arguments.ranker, DEFAULT_RANKER, "sqa rank", NO_RANKER_MESSAGE)
 
 
 def _check_outputs(arguments: argparse.Namespace) -> tuple[Path, Path | None]:

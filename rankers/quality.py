@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rankers.cached import build_pair_head, compare_antisymmetric
 from rankers.model import RankerOutput
 from rankers.resnet import masked_mean_std
 from sqa.checkpoint import register_model
@@ -78,12 +79,7 @@ class QualityEncoderRanker(nn.Module):
             nn.Linear(config.hidden, config.embedding_size),
             nn.LayerNorm(config.embedding_size),
         )
-        self.pair_head = nn.Sequential(
-            nn.Linear(3 * config.embedding_size, config.head_hidden),
-            nn.ReLU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.head_hidden, 1),
-        )
+        self.pair_head = build_pair_head(config.embedding_size, config.head_hidden, config.dropout)
         self.mos_head = nn.Linear(config.embedding_size, 1)
 
     def train(self, mode: bool = True) -> QualityEncoderRanker:
@@ -129,12 +125,7 @@ class QualityEncoderRanker(nn.Module):
         self, embedding_a: torch.Tensor, embedding_b: torch.Tensor
     ) -> RankerOutput:
         """Pair outputs from embeddings ``(B, E)`` each (antisymmetric logit)."""
-        difference = embedding_a - embedding_b
-        forward = self.pair_head(torch.cat([embedding_a, embedding_b, difference], dim=1))
-        backward = self.pair_head(torch.cat([embedding_b, embedding_a, -difference], dim=1))
-        mos = self.mos_head(torch.cat([embedding_a, embedding_b])).squeeze(1)
-        mos_a, mos_b = mos.chunk(2)
-        return RankerOutput((forward - backward).squeeze(1), mos_a, mos_b)
+        return compare_antisymmetric(self.pair_head, self.mos_head, embedding_a, embedding_b)
 
     def compare_frozen(self, features_a: torch.Tensor, features_b: torch.Tensor) -> RankerOutput:
         """Pair outputs from cached frozen features ``(B, L, 400)`` each (training path)."""

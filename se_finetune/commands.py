@@ -100,16 +100,12 @@ def enhance_parser() -> argparse.ArgumentParser:
 
 def _default_restorer() -> str:
     """The ``restorer-default`` release, or one clear line saying that none is installed."""
-    from sqa.checkpoint import MANIFEST_NAME, checkpoint_dir, read_manifest
+    from sqa.checkpoint import MANIFEST_NAME, checkpoint_dir
+    from sqa.checkpoint.manifest import choose_release
 
-    if DEFAULT_RESTORER not in read_manifest():
-        manifest = checkpoint_dir() / MANIFEST_NAME
-        raise SqaError(NO_RESTORER_MESSAGE.format(name=DEFAULT_RESTORER, manifest=manifest))
-    print(
-        f"sqa enhance: model {DEFAULT_RESTORER} (the installed default, {checkpoint_dir()})",
-        file=sys.stderr,
-    )
-    return DEFAULT_RESTORER
+    manifest = checkpoint_dir() / MANIFEST_NAME
+    missing = NO_RESTORER_MESSAGE.format(name=DEFAULT_RESTORER, manifest=manifest)
+    return choose_release(None, DEFAULT_RESTORER, "sqa enhance", missing)
 
 
 def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:

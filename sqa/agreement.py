@@ -23,22 +23,9 @@ from typing import Any
 import numpy as np
 
 from sqa.errors import DataFormatError
-from sqa.stats import bootstrap_ci, ktau, srcc, system_means
+from sqa.stats import as_finite_vector, bootstrap_ci, ktau, srcc, system_means
 
 DEFAULT_RESAMPLES = 1000
-
-
-def _finite_vector(values: Any, name: str) -> np.ndarray:
-    """A float64 vector (N,) without NaN/inf, or a :class:`DataFormatError`."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise DataFormatError(f"{name} must be numbers ({error})") from None
-    if array.ndim != 1:
-        raise DataFormatError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise DataFormatError(f"{name} contains NaN/infinite values; drop those items first")
-    return array
 
 
 def _check_lengths(**columns: Sequence[Any]) -> int:
@@ -81,8 +68,8 @@ def group_pair_credits(
     Returns:
         Credits (G,) and counted pairs (G,) per group, groups in sorted order of their names.
     """
-    references = _finite_vector(human, "human")
-    predictions = _finite_vector(predicted, "predicted")
+    references = as_finite_vector(human, "human")
+    predictions = as_finite_vector(predicted, "predicted")
     _check_lengths(human=references, predicted=predictions, groups=groups)
     index, count = _group_index(groups)
     credits, pairs = np.zeros(count), np.zeros(count, dtype=np.int64)
@@ -209,8 +196,8 @@ class _GroupResampler:
 def _resampler(
     human: Any, predicted: Any, groups: Sequence[Any], systems: Sequence[Any]
 ) -> _GroupResampler:
-    references = _finite_vector(human, "human")
-    predictions = _finite_vector(predicted, "predicted")
+    references = as_finite_vector(human, "human")
+    predictions = as_finite_vector(predicted, "predicted")
     names = [str(system) for system in systems]
     _check_lengths(human=references, predicted=predictions, groups=groups, systems=names)
     credits, pairs = group_pair_credits(references, predictions, groups)

@@ -39,7 +39,7 @@ TRACK2_KEYS = (
 TIE_MODES = ("dense", "competition")
 
 
-def _as_vector(values: Any, name: str) -> np.ndarray:
+def as_finite_vector(values: Any, name: str) -> np.ndarray:
     """Convert to a finite float64 vector (N,) or raise a :class:`DataFormatError`."""
     try:
         array = np.asarray(values, dtype=np.float64)
@@ -58,8 +58,8 @@ def _as_vector(values: Any, name: str) -> np.ndarray:
 
 
 def _as_pair(pred: Any, ref: Any) -> tuple[np.ndarray, np.ndarray]:
-    predictions = _as_vector(pred, "pred")
-    references = _as_vector(ref, "ref")
+    predictions = as_finite_vector(pred, "pred")
+    references = as_finite_vector(ref, "ref")
     if predictions.shape != references.shape:
         raise DataFormatError(
             f"pred and ref differ in length: {predictions.size} vs {references.size}"
@@ -226,7 +226,7 @@ def rank_values(values: Any, *, higher_is_better: bool, ties: str = "dense") -> 
     """
     if ties not in TIE_MODES:
         raise DataFormatError(f"unknown tie mode {ties!r}; use one of {', '.join(TIE_MODES)}")
-    scores = _as_vector(values, "values")
+    scores = as_finite_vector(values, "values")
     oriented = -scores if higher_is_better else scores
     if ties == "dense":
         distinct = np.unique(oriented)

@@ -144,7 +144,7 @@ def test_rank_uses_the_installed_default_and_writes_per_file_scores(
     per_file = tmp_path / "per_file.csv"
     command = ["rank", "--root", str(tmp_path / "systems"), "--output", str(tmp_path / "r.csv")]
     assert sqa_main([*command, "--per-file", str(per_file)]) == 0
-    assert "ranker ranker-default (the installed default" in capsys.readouterr().err
+    assert "model ranker-default (the installed default" in capsys.readouterr().err
     rows = read_rows(per_file)
     assert sorted((row["system_id"], row["sample_id"]) for row in rows) == [
         (system, f"utt{index:03d}") for system in SNR for index in range(3)

@@ -122,3 +122,30 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> tuple[Path, str 
         f"{key!r} is neither a checkpoint file nor a name in {directory / MANIFEST_NAME} "
         f"(known names: {known})"
     )
+
+
+def choose_release(given: str | None, default: str, command: str, missing: str) -> str:
+    """The model a command uses: ``given``, else the installed release ``default``.
+
+    Says on stderr which one (and from which folder), so a run's log shows the model.
+
+    Args:
+        given: The model the user named (file or manifest name), or ``None``.
+        default: The manifest name of the shipped default, e.g. ``"ranker-default"``.
+        command: Prefix of the stderr line, e.g. ``"sqa rank"``.
+        missing: The error message when no model is given and ``default`` is not installed.
+
+    Raises:
+        SqaError: With ``missing`` when neither is available.
+    """
+    from sqa.errors import SqaError
+
+    if given:
+        print(f"{command}: model {given}", file=sys.stderr)
+        return given
+    if default not in read_manifest():
+        raise SqaError(missing)
+    print(
+        f"{command}: model {default} (the installed default, {checkpoint_dir()})", file=sys.stderr
+    )
+    return default

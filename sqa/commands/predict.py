@@ -92,18 +92,9 @@ def input_records(arguments: argparse.Namespace) -> list[AudioRecord]:
 
 def choose_checkpoint(checkpoint: str | None) -> str:
     """``--checkpoint``, else the installed default predictor; says on stderr which one."""
-    if checkpoint:
-        print(f"sqa predict: model {checkpoint}", file=sys.stderr)
-        return checkpoint
-    from sqa.checkpoint.manifest import checkpoint_dir, read_manifest
+    from sqa.checkpoint.manifest import choose_release
 
-    if DEFAULT_PREDICTOR not in read_manifest():
-        raise SqaError(NO_PREDICTOR_MESSAGE)
-    print(
-        f"sqa predict: model {DEFAULT_PREDICTOR} (the installed default, {checkpoint_dir()})",
-        file=sys.stderr,
-    )
-    return DEFAULT_PREDICTOR
+    return choose_release(checkpoint, DEFAULT_PREDICTOR, "sqa predict", NO_PREDICTOR_MESSAGE)
 
 
 def load_predictor(name_or_path: str, device: str = "cpu") -> object:
