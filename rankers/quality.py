@@ -70,6 +70,7 @@ class QualityEncoderRanker(nn.Module):
         self.encoder = DistillMosFrontEnd(
             DistillMosConfig(layers=config.layers, freeze=True, pretrained=config.pretrained)
         )
+        self.encoder.mix.requires_grad_(False)  # unused: the ranker mixes pooled layer stats
         self.layer_logits = nn.Parameter(torch.zeros(len(config.layers)))
         self.projection = nn.Sequential(
             nn.LayerNorm(2 * FEATURE_DIM),

@@ -136,6 +136,11 @@ def test_cli_round_trip_with_direction(tmp_path: Path, capsys: pytest.CaptureFix
     rows = read_rows(flat)
     assert [row["label"] for row in rows] == ["dnsmos_ovrl", "LSD", "rand"]
     assert float(rows[1]["ktau_ci_low"]) <= 1.0
+    repeated = ["agreement", "--human", str(ratings), "--resamples", "50", "--force"]
+    for spec in specs:  # one --scores per table adds up like one --scores with several
+        repeated += ["--scores", spec]
+    assert sqa_main([*repeated, "--output", str(flat)]) == 0
+    assert [row["label"] for row in read_rows(flat)] == ["dnsmos_ovrl", "LSD", "rand"]
 
 
 def test_folder_layout_join_and_missing_predictions(

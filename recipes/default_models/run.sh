@@ -81,7 +81,7 @@ if run 2; then
 fi
 if run 3; then
   # Restorer snapshots after 150 and 500 steps are kept as two more "systems" for the corpus.
-  for steps in 150 500 "${RESTORER_STEPS:-1500}"; do
+  for steps in 150 500 "${RESTORER_STEPS:-800}"; do
     "$sqa" finetune --config "$here/restorer.yaml" --steps "$steps" --threads 1
     [ "$steps" -lt 1000 ] && cp "$work/restorer/last.pt" "$work/restorer/snapshot_$steps.pt"
   done
@@ -152,19 +152,34 @@ human=$data/human/m1_codec_mushra
 evaluation=$work/evaluation
 if run 8; then
   mkdir -p "$evaluation"
-  # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv)
+  # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv), used as
+  # "ratings" per file so that `sqa agreement` scores within-utterance ladder pairs too
   "$sqa" score --systems "$work/sim_test/systems" --ref-dir "$work/sim_test/clean" \
     --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume --output "$work/labels_test.jsonl"
+  sed -n 's/^{"system_id": "\([^"]*\)", "sample_id": "\([^"]*\)".*/\1,\2/p' \
+    "$work/sim_test/systems.jsonl" > "$evaluation/test_files.csv"
   for ladder in snr mp3; do
-    for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
-      "$sqa" rank --root "$work/sim_test/systems" --scores "$work/labels_test.jsonl" \
-        --score-column "$peer" --mos "$here/ladders/$ladder.csv" --force \
-        --output "$evaluation/test_${ladder}_ecs_$peer.csv"
-    done
-    for ranker in $rankers; do
-      "$sqa" rank --root "$work/sim_test/systems" --ranker "$work/$ranker/best.pt" \
-        --mos "$here/ladders/$ladder.csv" --force --output "$evaluation/test_${ladder}_$ranker.csv"
-    done
+    awk -F, 'NR == FNR { if (FNR > 1) order[$1] = $2; next }
+      FNR == 1 { print "sample_id,system_id,utterance_id,mos" }
+      ($1 in order) { print $2 "," $1 "," $2 "," order[$1] }' \
+      "$here/ladders/$ladder.csv" "$evaluation/test_files.csv" > "$evaluation/test_ladder_$ladder.csv"
+  done
+  test_scores=()
+  for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
+    "$sqa" rank --root "$work/sim_test/systems" --scores "$work/labels_test.jsonl" \
+      --score-column "$peer" --force --output "$evaluation/test_ecs_$peer.csv" \
+      --per-file "$evaluation/test_ecs_${peer}_files.csv"
+    test_scores+=(--scores "$work/labels_test.jsonl:$peer:$peer" \
+      --scores "$evaluation/test_ecs_${peer}_files.csv:score:ECS over $peer")
+  done
+  for ranker in $rankers; do
+    "$sqa" rank --root "$work/sim_test/systems" --ranker "$work/$ranker/best.pt" --force \
+      --output "$evaluation/test_$ranker.csv" --per-file "$evaluation/test_${ranker}_files.csv"
+    test_scores+=(--scores "$evaluation/test_${ranker}_files.csv:score:$ranker")
+  done
+  for ladder in snr mp3; do
+    "$sqa" agreement --human "$evaluation/test_ladder_$ladder.csv" --human-column mos \
+      "${test_scores[@]}" --output "$evaluation/test_ladder_$ladder.json" --force
   done
   for predictor in $predictors; do
     "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/labels_test.jsonl" \
@@ -203,4 +218,34 @@ if run 8; then
     done
   done
   "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
+  # (c) restorers before/after: held-out simulated speech, and real speakers (the development
+  # set's 16 clean references, 2 segments each) degraded with the test noises and rooms
+  mkdir -p "$work/dev/references"
+  tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ _ utterance _ _ _ reference; do
+    ln -sf "$(realpath "$human/$reference")" "$work/dev/references/$utterance.wav"; done
+  for set in "restore_test speech_test 300000 40" "restore_real ../dev/references 400000 32"; do
+    read -r name speech seed count <<< "$set"
+    "$sqa" simulate-systems --speech "$work/pools/$speech" --noise "$work/pools/noise_test" \
+      --rir "$work/pools/rir_test" --systems "$here/systems_restorer.yaml" \
+      --output "$work/$name" --count "$count" --seed "$seed" --duration 4 --jobs "$jobs"
+    "$sqa" score --systems "$work/$name/systems" --ref-dir "$work/$name/clean" \
+      --metrics "$metrics,mcd" --dnsmos-mode full --jobs "$jobs" --resume \
+      --output "$evaluation/$name.jsonl"
+  done
+fi
+# Release: the variants chosen on the development set (README.md, "Choices"), fp16 storage.
+if run 9; then
+  release() {
+    "$sqa" checkpoint export "$1" "checkpoints/$2.pt" --name "$2" --description "$3" --half --force
+  }
+  release "$work/${RANKER_DEFAULT:-ranker_cached_real}/best.pt" ranker-default \
+    "URGENT-PK late-fusion ranker (log-mel ResNet, cached embeddings), trained on teacher-unanimous pairs"
+  release "$work/${RANKER_ACCURATE:-ranker_distillmos_real}/best.pt" ranker-accurate \
+    "URGENT-PK ranker on the frozen Distill-MOS network, trained on teacher-unanimous pairs"
+  release "$work/${PREDICTOR:-predictor}/best.pt" predictor-default \
+    "Uni-VERSA-Ext-style predictor of 11 offline teachers on frozen Distill-MOS features"
+  release "$work/restorer/last.pt" restorer-default "compact BSRNN (16 kHz) pre-trained with L_spec"
+  release "$work/restorer_sqa/last.pt" restorer-default-sqa \
+    "restorer-default after SQA-guided fine-tuning with predictor-default as critic"
+  "$sqa" checkpoint verify
 fi

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scores",
         nargs="+",
+        action="extend",  # repeated flags add up: --scores A --scores B == --scores A B
         required=True,
         metavar="TABLE[:COLUMN[:LABEL]]",
         help="per-file score table (sqa score / predict / rank --per-file); COLUMN defaults to "
