@@ -211,7 +211,7 @@ if run 8; then
     scores+=(--scores "$evaluation/dev_${ranker}_files.csv:score:$ranker")
   done
   for predictor in $predictors; do
-    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/dev/dev.csv" \
+    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --dir "$work/dev/systems" \
       --output "$evaluation/dev_$predictor.jsonl" --force
     for head in dnsmos_ovrl distill_mos pesq; do
       scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")
@@ -219,17 +219,17 @@ if run 8; then
   done
   "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
   # (c) restorers before/after: held-out simulated speech, and real speakers (the development
-  # set's 16 clean references, 2 segments each) degraded with the test noises and rooms
+  # set's 16 clean references) degraded with the test noises and rooms
   mkdir -p "$work/dev/references"
   tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ _ utterance _ _ _ reference; do
     ln -sf "$(realpath "$human/$reference")" "$work/dev/references/$utterance.wav"; done
-  for set in "restore_test speech_test 300000 40" "restore_real ../dev/references 400000 32"; do
+  for set in "restore_test speech_test 300000 20" "restore_real ../dev/references 400000 16"; do
     read -r name speech seed count <<< "$set"
     "$sqa" simulate-systems --speech "$work/pools/$speech" --noise "$work/pools/noise_test" \
       --rir "$work/pools/rir_test" --systems "$here/systems_restorer.yaml" \
       --output "$work/$name" --count "$count" --seed "$seed" --duration 4 --jobs "$jobs"
     "$sqa" score --systems "$work/$name/systems" --ref-dir "$work/$name/clean" \
-      --metrics "$metrics,mcd" --dnsmos-mode full --jobs "$jobs" --resume \
+      --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume \
       --output "$evaluation/$name.jsonl"
   done
 fi
