@@ -299,15 +299,7 @@ def _run_ranker(arguments: argparse.Namespace, homologous: Any) -> RankRun:
 
 def _run_scalar(arguments: argparse.Namespace, homologous: Any) -> RankRun:
     """ECS over per-file scores of any scalar predictor (a baseline; higher is better)."""
-    from rankers.data import read_mos_table
-
-    values = read_mos_table(arguments.scores, arguments.score_column)
-    scores = np.array(
-        [
-            [values.get((system, stem), np.nan) for stem in homologous.utterances]
-            for system in homologous.systems
-        ]
-    )
+    scores = _scores_by_utterance(arguments.scores, arguments.score_column, homologous)
     summary = {
         "scores": arguments.scores,
         "score_column": arguments.score_column,
@@ -315,6 +307,30 @@ def _run_scalar(arguments: argparse.Namespace, homologous: Any) -> RankRun:
         "unreadable": [],
     }
     return RankRun(scalar_probability_table(scores), scores, scores * np.nan, [], summary)
+
+
+def _scores_by_utterance(path: str, column: str, homologous: Any) -> np.ndarray:
+    """``(K, M)`` scores of the homologous files, NaN where the table has no row.
+
+    A file ``<system>/<utterance>.wav`` is looked up by ``utterance_id`` first (a listing such as
+    the development set's names each rating by its own ``sample_id``), then by ``sample_id``
+    (a ``sqa score --systems`` table names rows by the file stem); the key that matches more
+    files wins.
+    """
+    from rankers.data import read_mos_table
+
+    best = np.full((len(homologous.systems), len(homologous.utterances)), np.nan)
+    for key in ("utterance_id", "sample_id"):
+        values = read_mos_table(path, column, utterance_key=key)
+        scores = np.array(
+            [
+                [values.get((system, stem), np.nan) for stem in homologous.utterances]
+                for system in homologous.systems
+            ]
+        )
+        if np.isfinite(scores).sum() > np.isfinite(best).sum():
+            best = scores
+    return best
 
 
 def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:

@@ -149,15 +149,23 @@ def pairs_from_preferences(
 
 
 def read_mos_table(
-    path: str | os.PathLike[str], column: str = "mos"
+    path: str | os.PathLike[str], column: str = "mos", utterance_key: str = "sample_id"
 ) -> dict[tuple[str, str], float]:
-    """``(system_id, utterance) -> MOS`` from a CSV/JSONL with per-file rows."""
+    """``(system_id, utterance) -> MOS`` from a CSV/JSONL with per-file rows.
+
+    Args:
+        path: The table.
+        column: The value column.
+        utterance_key: ``sample_id`` or ``utterance_id``: the column that names the utterance
+            (the other is the fallback when a row lacks it).
+    """
+    other = "utterance_id" if utterance_key == "sample_id" else "sample_id"
     result = {}
     for number, nested_row in enumerate(read_rows(path), start=2):
         # `sqa score` JSONL rows keep their values under "metrics"; CSV rows are already flat.
         row = flatten_row(nested_row)
         system = row.get("system_id", row.get("system"))
-        utterance = row.get("sample_id", row.get("utterance_id"))
+        utterance = row.get(utterance_key, row.get(other))
         if system is None or utterance is None or column not in row:
             raise DataFormatError(
                 f"{path}:{number}: need columns system_id, sample_id (or utterance_id), {column}"

@@ -200,3 +200,22 @@ def test_rank_by_ecs_over_scalar_scores(tmp_path: Path) -> None:
     assert len(rows) == 12 and "predicted_mos" not in rows[0]
     by_system = {row["system_id"]: row["score"] for row in rows if row["sample_id"] == "utt001"}
     assert by_system == pytest.approx({"s1": 1.0, "s2": 2 / 3, "s3": 1 / 3, "s4": 0.0})
+
+
+def test_scalar_scores_join_on_utterance_id_when_sample_ids_are_unique(tmp_path: Path) -> None:
+    # A ratings-style listing names each file by its own sample_id; the folders use the utterance.
+    write_system_folders(tmp_path / "systems", SNR, 2, duration=0.5)
+    shutil.rmtree(tmp_path / "systems" / "_reference")
+    lines = ["sample_id,system_id,utterance_id,dnsmos_ovrl"]
+    lines += [
+        f"{system}_{index},{system},utt{index:03d},{MOS[system]}"
+        for system in SNR
+        for index in range(2)
+    ]
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
+    output = tmp_path / "ranking.csv"
+    arguments = ["--root", str(tmp_path / "systems"), "--scores", str(tmp_path / "scores.csv")]
+    assert rank_main([*arguments, "--output", str(output)]) == 0
+    assert [row["system"] for row in read_rows(output)] == list(SNR)
+    summary = json.loads((tmp_path / "ranking_summary.json").read_text())
+    assert summary["missing_scores"] == 0

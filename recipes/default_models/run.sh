@@ -89,9 +89,9 @@ fi
 # split -> "speech pool, first seed, utterances"; train_tts uses the synthetic voices of stage 2.
 declare -A splits=(
   [train_real]="speech_train 0 ${TRAIN_COUNT:-160}"
-  [train_tts]="speech_tts 500000 ${TTS_SPLIT_COUNT:-60}"
-  [valid]="speech_valid 100000 ${VALID_COUNT:-20}"
-  [test]="speech_test 200000 ${TEST_COUNT:-40}"
+  [train_tts]="speech_tts 500000 ${TTS_SPLIT_COUNT:-40}"
+  [valid]="speech_valid 100000 ${VALID_COUNT:-16}"
+  [test]="speech_test 200000 ${TEST_COUNT:-30}"
 )
 pool_of() { case "$1" in train_*) echo train ;; *) echo "$1" ;; esac; }
 if run 4; then
@@ -177,15 +177,21 @@ if run 8; then
       --output "$evaluation/test_$ranker.csv" --per-file "$evaluation/test_${ranker}_files.csv"
     test_scores+=(--scores "$evaluation/test_${ranker}_files.csv:score:$ranker")
   done
-  for ladder in snr mp3; do
-    "$sqa" agreement --human "$evaluation/test_ladder_$ladder.csv" --human-column mos \
-      "${test_scores[@]}" --output "$evaluation/test_ladder_$ladder.json" --force
-  done
   for predictor in $predictors; do
     "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/labels_test.jsonl" \
       --output "$evaluation/test_$predictor.jsonl" --force
     "$sqa" evaluate --pred "$evaluation/test_$predictor.jsonl" --ref "$work/labels_test.jsonl" \
       --output "$evaluation/test_$predictor.json" --force
+    # its overall head as a per-file score and as ECS input, like the teachers above
+    "$sqa" rank --root "$work/sim_test/systems" --scores "$evaluation/test_$predictor.jsonl" \
+      --score-column distill_mos --force --output "$evaluation/test_ecs_$predictor.csv" \
+      --per-file "$evaluation/test_ecs_${predictor}_files.csv"
+    test_scores+=(--scores "$evaluation/test_$predictor.jsonl:distill_mos:$predictor distill_mos" \
+      --scores "$evaluation/test_ecs_${predictor}_files.csv:score:ECS over $predictor")
+  done
+  for ladder in snr mp3; do
+    "$sqa" agreement --human "$evaluation/test_ladder_$ladder.csv" --human-column mos \
+      "${test_scores[@]}" --output "$evaluation/test_ladder_$ladder.json" --force
   done
   # (b) human-rated development set (codec MUSHRA): folders <system>/<utterance>.wav for ranking
   tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ system utterance path _; do
@@ -216,6 +222,10 @@ if run 8; then
     for head in dnsmos_ovrl distill_mos pesq; do
       scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")
     done
+    "$sqa" rank --root "$work/dev/systems" --scores "$evaluation/dev_$predictor.jsonl" \
+      --score-column distill_mos --force --output "$evaluation/dev_ecs_$predictor.csv" \
+      --per-file "$evaluation/dev_ecs_${predictor}_files.csv"
+    scores+=(--scores "$evaluation/dev_ecs_${predictor}_files.csv:score:ECS over $predictor")
   done
   "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
   # (c) restorers before/after: held-out simulated speech, and real speakers (the development
