@@ -122,10 +122,13 @@ if run 5; then
   done
 fi
 # Ranker variants: "<preset>:<training data>"; real = train_real only, all = + synthetic voices.
-ranker_variants=${RANKERS:-distillmos:real distillmos:all cached:real}
+# PREDICTORS= (empty) or RANKERS= (empty) skips them, e.g. to train both groups side by side.
+ranker_variants=${RANKERS-distillmos:real distillmos:all cached:real}
 if run 6; then
-  cat "$work/labels_train_real.jsonl" "$work/labels_train_tts.jsonl" > "$work/labels_train_all.jsonl"
-  cat "$work/pairs_train_real.jsonl" "$work/pairs_train_tts.jsonl" > "$work/pairs_train_all.jsonl"
+  if [ -n "$ranker_variants" ]; then
+    cat "$work/labels_train_real.jsonl" "$work/labels_train_tts.jsonl" > "$work/labels_train_all.jsonl"
+    cat "$work/pairs_train_real.jsonl" "$work/pairs_train_tts.jsonl" > "$work/pairs_train_all.jsonl"
+  fi
   for variant in $ranker_variants; do
     preset=${variant%%:*}; data=${variant##*:}
     options=(--epochs 40 --learning-rate 1e-3 --batch-size 64 --lr-decay 0.95)
@@ -135,7 +138,7 @@ if run 6; then
       --validation-utterances 8 --keep-best 3 --feature-store "$work/distillmos_features.pt" \
       --resume "${options[@]}"
   done
-  for config in predictor predictor_all; do
+  for config in ${PREDICTORS-predictor predictor_all}; do
     run_dir=$(sed -n 's/^output_dir: *//p' "$here/$config.yaml")
     resume=(); [ -f "$run_dir/last.pt" ] && resume=(--resume "$run_dir/last.pt" --force)
     "$sqa" train-predictor --config "$here/$config.yaml" "${resume[@]}"
