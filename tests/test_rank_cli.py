@@ -36,6 +36,13 @@ def write_mos(path: Path, utterances: int) -> Path:
     return path
 
 
+def systems_without_reference(tmp_path: Path, utterances: int) -> Path:
+    """System folders of ``SNR`` under ``tmp_path/systems`` with the reference folder removed."""
+    write_system_folders(tmp_path / "systems", SNR, utterances, duration=0.5)
+    shutil.rmtree(tmp_path / "systems" / "_reference")
+    return tmp_path / "systems"
+
+
 @pytest.fixture(scope="module")
 def ranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
@@ -175,8 +182,7 @@ def test_train_ranker_command_smoke(tmp_path: Path) -> None:
 
 
 def test_rank_by_ecs_over_scalar_scores(tmp_path: Path) -> None:
-    write_system_folders(tmp_path / "systems", SNR, 3, duration=0.5)
-    shutil.rmtree(tmp_path / "systems" / "_reference")
+    systems_without_reference(tmp_path, 3)
     lines = ["system_id,sample_id,dnsmos_ovrl"]
     lines += [
         f"{system},utt{index:03d},{MOS[system] + 0.1 * index}"
@@ -204,8 +210,7 @@ def test_rank_by_ecs_over_scalar_scores(tmp_path: Path) -> None:
 
 def test_scalar_scores_join_on_utterance_id_when_sample_ids_are_unique(tmp_path: Path) -> None:
     # A ratings-style listing names each file by its own sample_id; the folders use the utterance.
-    write_system_folders(tmp_path / "systems", SNR, 2, duration=0.5)
-    shutil.rmtree(tmp_path / "systems" / "_reference")
+    systems_without_reference(tmp_path, 2)
     lines = ["sample_id,system_id,utterance_id,dnsmos_ovrl"]
     lines += [
         f"{system}_{index},{system},utt{index:03d},{MOS[system]}"
