@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from rankers.rank_outputs import (
     write_outputs,
 )
 from sqa.audio import is_audio_file
+from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 from sqa.fileio import check_writable
 
@@ -47,7 +48,18 @@ def build_rank_parser() -> argparse.ArgumentParser:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--systems", nargs="+", metavar="DIR", help="one folder per system")
-    source.add_argument("--root", metavar="DIR", help="folder whose sub-folders are systems")
+    source.add_argument(
+        "--root",
+        metavar="DIR",
+        help="folder whose sub-folders are systems (folders named _* are references, not ranked)",
+    )
+    source.add_argument(
+        "--data",
+        metavar="LISTING",
+        help="any listing: URGENT-PK root, Kaldi dir, Track-2 data.jsonl or CSV (homologous "
+        "files share utterance_id, else sample_id)",
+    )
+    parser.add_argument("--ref-dir", metavar="DIR", help="reference folder inside --root to skip")
     parser.add_argument("--noisy", metavar="DIR", help="unprocessed inputs (Noisy-Speech MOS)")
     parser.add_argument(
         "--ranker", metavar="CKPT|NAME", help=f"checkpoint/name; default {DEFAULT_RANKER}"
@@ -74,6 +86,7 @@ def build_rank_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap/adaptive seed")
     parser.add_argument("--strict", action="store_true", help="missing files are an error")
     parser.add_argument("--force", action="store_true", help="overwrite outputs")
+    add_path_argument(parser)
     return parser
 
 
@@ -202,16 +215,35 @@ def _check_outputs(arguments: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def _homologous(arguments: argparse.Namespace) -> Any:
-    """Systems and their matched utterances from ``--root`` or ``--systems``."""
-    from sqa.data.folders import discover_systems, match_homologous, systems_from_paths
+    """Systems and their matched utterances from ``--root``, ``--systems`` or ``--data``.
 
-    if arguments.root:
-        folders = discover_systems(arguments.root)
+    ``--root`` is a folder of system folders, or any listing :func:`sqa.data.load_records`
+    reads (URGENT-PK root, Kaldi dir, Track-2 ``data.jsonl``, CSV), as is ``--data``.
+    """
+    from sqa.data import describe_source, load_records
+    from sqa.data.folders import (
+        discover_systems,
+        homologous_from_records,
+        match_homologous,
+        systems_from_paths,
+    )
+
+    listing = arguments.data
+    if arguments.root and describe_source(arguments.root) != "folders":
+        listing = arguments.root
+    if listing:
+        homologous = homologous_from_records(load_records(listing), strict=arguments.strict)
     else:
-        folders = systems_from_paths(arguments.systems)
-    if len(folders) < 2:
-        raise SqaError(f"need at least two systems to rank, found {len(folders)}")
-    return match_homologous(folders, strict=arguments.strict)
+        exclude = [arguments.ref_dir] if arguments.ref_dir else []
+        folders = (
+            discover_systems(arguments.root, exclude=exclude)
+            if arguments.root
+            else systems_from_paths(arguments.systems)
+        )
+        homologous = match_homologous(folders, strict=arguments.strict)
+    if len(homologous.systems) < 2:
+        raise SqaError(f"need at least two systems to rank, found {len(homologous.systems)}")
+    return homologous
 
 
 def _summary(arguments: argparse.Namespace, homologous: Any, run: RankRun) -> dict[str, Any]:
@@ -339,61 +371,3 @@ def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:
     from rankers.data import read_system_mos
 
     return read_system_mos(arguments.mos, arguments.mos_column)
-
-
-TRAIN_CHOICES = {
-    "model": ("paper", "compact", "cached", "distillmos", "ssl"),
-    "ties": ("drop", "half"),
-    "scoring": ("bs", "nbs"),
-}
-
-
-def _attribute_descriptions(docstring: str) -> dict[str, str]:
-    """``name -> text`` from the ``Attributes:`` section of a Google-style docstring."""
-    section = docstring.split("Attributes:", 1)[-1]
-    found = {}
-    for line in section.splitlines():
-        name, separator, text = line.strip().partition(": ")
-        if separator and name.isidentifier():
-            found[name] = text.replace("``", "")
-    return found
-
-
-def build_train_parser() -> argparse.ArgumentParser:
-    """Argument parser of ``sqa train-ranker`` (one option per :class:`TrainConfig` field)."""
-    from rankers.train import TrainConfig
-
-    parser = argparse.ArgumentParser(prog="sqa train-ranker", description="Train URGENT-PK.")
-    parser.add_argument("data", help="folder root (+ --mos-csv), data.jsonl, Kaldi dir or CSV")
-    parser.add_argument("--output-dir", required=True, help="run folder (checkpoints, logs)")
-    descriptions = _attribute_descriptions(TrainConfig.__doc__ or "")
-    for field in fields(TrainConfig):
-        if field.name in {"data", "output_dir"}:
-            continue
-        option = "--" + field.name.replace("_", "-")
-        described = descriptions.get(field.name, "")
-        if field.type in ("bool", bool):
-            parser.add_argument(
-                option, action=argparse.BooleanOptionalAction, default=field.default, help=described
-            )
-        else:
-            kind = {"int": int, "float": float}.get(str(field.type), str)
-            parser.add_argument(
-                option,
-                type=kind,
-                default=field.default,
-                choices=TRAIN_CHOICES.get(field.name),
-                help=f"{described} (default: %(default)s)",
-            )
-    return parser
-
-
-def train_main(argv: Sequence[str] | None) -> int:
-    """``sqa train-ranker``: see ``sqa train-ranker --help``."""
-    from rankers.train import TrainConfig, train
-
-    arguments = vars(build_train_parser().parse_args(list(argv or [])))
-    config = TrainConfig(**arguments)
-    best = train(config)
-    print(f"best checkpoint: {best}")
-    return 0

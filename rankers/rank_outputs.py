@@ -9,7 +9,6 @@ per_file.csv:score`` compares it with human ratings.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rankers.ecs import symmetrise
-from sqa.fileio import atomic_open, check_writable, write_rows
+from sqa.fileio import atomic_open, check_writable, dumps_json, write_rows
 
 
 def side_outputs(output: Path) -> tuple[Path, Path]:
@@ -132,7 +131,7 @@ def write_outputs(
     write_rows(matrix_path, matrix_rows, force=force)
     check_writable(summary_path, force)
     with atomic_open(summary_path) as stream:
-        stream.write(json.dumps(summary, indent=2, default=str, allow_nan=True) + "\n")
+        stream.write(dumps_json(summary, indent=2, default=str) + "\n")
     if per_file is not None:
         write_rows(per_file[0], per_file[1], force=force)
     write_rows(output, rows, force=force)

@@ -456,7 +456,7 @@ def _maybe_resume(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m rankers.train``)."""
-    from rankers.commands import train_main
+    from rankers.train_commands import train_main
 
     return train_main(sys.argv[1:] if argv is None else argv)
 

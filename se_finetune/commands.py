@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
 from sqa.errors import AudioError, CheckpointError, SqaError
-from sqa.fileio import check_writable, write_rows
+from sqa.fileio import check_writable, dumps_json, write_rows
 
 PEAK_SAFE = 0.99
 DEFAULT_RESTORER = "restorer-default"
@@ -268,7 +268,7 @@ def finetune_main(argv: Sequence[str]) -> int:
     if result.status == "collapsed":
         raise RewardHackingError(result.message)
     print(
-        json.dumps({"step": result.step, "status": result.status, "evaluation": result.evaluation}),
+        dumps_json({"step": result.step, "status": result.status, "evaluation": result.evaluation}),
         file=sys.stderr,
     )
     return 0

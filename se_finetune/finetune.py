@@ -10,7 +10,6 @@ last good weights (``good.pt``) and stops with a clear message when the output c
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from se_finetune.losses import (
 from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sqa.errors import CheckpointError, SqaError
-from sqa.fileio import atomic_open
+from sqa.fileio import atomic_open, dumps_json
 from sqa.runs import run_lock
 
 EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
@@ -321,7 +320,7 @@ class Finetuner:
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
         with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record, allow_nan=True) + "\n")
+            stream.write(dumps_json(record) + "\n")
 
     def _collapse(self, verdict: GuardVerdict) -> FinetuneResult:
         evaluation = self.evaluate()  # the collapsed model, for the record
@@ -368,7 +367,7 @@ class Finetuner:
             record["seconds"] = round(time.perf_counter() - started, 2)
             self._log(record)
             if progress:
-                print(json.dumps(record), flush=True)
+                print(dumps_json(record), flush=True)
             if self.step % config.checkpoint_interval == 0 or self.step == config.steps:
                 self.save(last)
         self.save(last, status="finished")
@@ -384,7 +383,7 @@ def write_summary(result: FinetuneResult, path: Path) -> None:
         "evaluation": result.evaluation,
     }
     with atomic_open(path, "w") as stream:
-        stream.write(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+        stream.write(dumps_json(summary, indent=2) + "\n")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> FinetuneConfig:

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sqa.audio import load_audio, save_audio
+from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 from sqa.fileio import write_rows
 
@@ -42,6 +43,7 @@ def systems_parser() -> argparse.ArgumentParser:
         "--tag", action="append", default=[], metavar="KEY=VALUE", help="field added to each row"
     )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    add_path_argument(parser)
     return parser
 
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,7 +46,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "rank": Subcommand(
         "rankers.commands", "rank_main", "rank systems with URGENT-PK/ECS (or ECS over scores)"
     ),
-    "train-ranker": Subcommand("rankers.commands", "train_main", "train the URGENT-PK ranker"),
+    "train-ranker": Subcommand(
+        "rankers.train_commands", "train_main", "train the URGENT-PK ranker"
+    ),
     "enhance": Subcommand("se_finetune.commands", "enhance_main", "run a restorer on a folder"),
     "simulate": Subcommand("se_finetune.commands", "simulate_main", "build degraded folders"),
     "simulate-systems": Subcommand(
@@ -83,7 +86,7 @@ def run_command(name: str, function: Callable[[Sequence[str]], int], argv: Seque
         return int(function(list(argv)) or 0)
     except SqaError as error:
         print(f"sqa {name}: error: {error}", file=sys.stderr)
-        return 2
+        return int(getattr(error, "exit_code", 2))
     except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
         print(f"sqa {name}: error: {error}", file=sys.stderr)
         return 2
@@ -120,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sqa-suite {__version__}")
         return 0
     name, rest = arguments[0], arguments[1:]
+    if argv is None:  # the console script (tests call main() with arguments and keep Python's)
+        # Warnings are messages to the user: one line, not the source line of the warning call.
+        warnings.formatwarning = lambda message, *_, **__: f"sqa {name}: warning: {message}\n"
     if name not in SUBCOMMANDS:
         print(f"sqa: error: unknown subcommand {name!r}; run `sqa --help`", file=sys.stderr)
         return 2

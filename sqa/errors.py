@@ -49,3 +49,9 @@ class MissingWeightsError(SqaError):
 
 class MissingDependencyError(SqaError, ImportError):
     """An optional dependency (extra) is not installed."""
+
+
+class NothingUsableError(SqaError):
+    """A run finished but produced no usable value (every file failed); exit status 1."""
+
+    exit_code = 1

@@ -82,18 +82,31 @@ def atomic_open(
 
 
 def _json_safe(value: Any) -> Any:
-    """Make a value JSON-serialisable: numpy scalars become Python numbers.
+    """Make a value JSON-serialisable: numpy scalars become Python numbers, NaN/inf ``None``.
 
-    NaN stays NaN (``allow_nan``): Python's json and pandas read it back, and a missing value must
-    never turn into 0.0.
+    ``NaN`` is not JSON: strict parsers (``jq``, JavaScript, Go, Rust) refuse the token. A missing
+    value is written as ``null`` (read back as NaN everywhere here), never as 0.0.
     """
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Mapping):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
     return value
+
+
+def dumps_json(value: Any, **options: Any) -> str:
+    """``json.dumps`` that writes strict JSON: NaN and infinities become ``null``.
+
+    Args:
+        value: Any JSON-like structure (numpy scalars allowed).
+        **options: Passed to :func:`json.dumps` (``indent``, ``default``, ...).
+    """
+    options.setdefault("ensure_ascii", False)
+    return json.dumps(_json_safe(value), allow_nan=False, **options)
 
 
 def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,7 +119,7 @@ def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def format_jsonl_line(row: Mapping[str, Any]) -> str:
     """Serialise one row as a JSON line (no trailing newline)."""
-    return json.dumps(_json_safe(row), ensure_ascii=False, allow_nan=True)
+    return dumps_json(row)
 
 
 def write_rows(

@@ -285,21 +285,26 @@ def rank_systems(
     categories: Mapping[str, Sequence[str]],
     higher_is_better: Mapping[str, bool],
     ties: str = "dense",
+    *,
+    rerank_categories: bool = False,
 ) -> RankingResult:
     """URGENT-style ranking of systems over metric categories.
 
-    The challenge pages describe the category score as "the average of the rankings within the
-    category" and the overall score as the average of the category scores; that is what is
-    computed here (the averages are not re-ranked before averaging).
+    The category score is the average of the metric ranks within the category and the overall
+    score the average of the category scores. With ``rerank_categories`` each category average is
+    ranked again (same tie mode) before the categories are averaged, as the URGENT 2026 Track-2
+    evaluation's pseudo-code does (a ``get_ranking`` around each category mean); the two can
+    order systems differently when categories disagree.
 
     Args:
         scores: system -> metric -> average score of the system (no NaN).
         categories: category -> metrics in it (each category weighs the same).
         higher_is_better: metric -> direction.
         ties: ``"dense"`` (the URGENT choice) or ``"competition"``.
+        rerank_categories: Rank the category averages before averaging them.
 
     Returns:
-        A :class:`RankingResult`.
+        A :class:`RankingResult` (``category_ranks`` holds the re-ranked values when asked).
     """
     _check_ranking_inputs(scores, categories, higher_is_better)
     systems = list(scores)
@@ -320,6 +325,12 @@ def rank_systems(
         }
         for category, metrics in categories.items()
     }
+    if rerank_categories:
+        for category, means in category_ranks.items():
+            ranks = rank_values(list(means.values()), higher_is_better=False, ties=ties)
+            category_ranks[category] = {
+                system: float(rank) for system, rank in zip(means, ranks, strict=True)
+            }
     overall = {
         system: float(np.mean([category_ranks[category][system] for category in categories]))
         for system in systems

@@ -374,15 +374,33 @@ def test_load_records_rejects_unknown_sources(tmp_path: Path) -> None:
         load_records(tmp_path / "missing")
 
 
-def test_listed_paths_are_relative_inside_and_absolute_outside(tmp_path: Path) -> None:
-    from sqa.data.records import listed_path, resolve_path
+def test_listed_paths_follow_the_path_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqa.data.records import listed_path, resolve_path, set_path_rule
 
+    monkeypatch.chdir(tmp_path)
     inside = str(tmp_path / "set" / "audio" / "a.wav")
     outside = str(tmp_path / "elsewhere" / "b.wav")
-    assert listed_path(inside, tmp_path / "set") == "audio/a.wav"
+    # Default: absolute paths, which open from any directory, as every official loader needs.
+    assert listed_path(inside, tmp_path / "set") == inside
     assert listed_path(outside, tmp_path / "set") == outside
-    for path in (inside, outside):
-        assert resolve_path(listed_path(path, tmp_path / "set"), tmp_path / "set") == path
+    try:
+        set_path_rule("relative-to-listing")
+        assert listed_path(inside, tmp_path / "set") == "audio/a.wav"
+        assert listed_path(outside, tmp_path / "set") == "../elsewhere/b.wav"
+        for path in (inside, outside):
+            assert resolve_path(listed_path(path, tmp_path / "set"), tmp_path / "set") == str(
+                tmp_path / "set" / listed_path(path, tmp_path / "set")
+            )
+        set_path_rule("relative-to-cwd")
+        assert listed_path(inside, tmp_path / "set") == "set/audio/a.wav"
+        assert resolve_path("set/audio/a.wav", tmp_path / "other") == inside
+        set_path_rule("absolute")
+        with pytest.raises(DataFormatError, match="relative path"):
+            resolve_path("audio/a.wav", tmp_path / "set")
+        with pytest.raises(DataFormatError, match="unknown path rule"):
+            set_path_rule("relative")
+    finally:
+        set_path_rule("auto")
 
 
 def test_track2_writer_keeps_cwd_relative_paths_valid(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import stat
@@ -18,12 +19,28 @@ ROWS = [
 ]
 
 
-def test_jsonl_round_trip_keeps_nan(tmp_path: Path) -> None:
-    path = write_rows(tmp_path / "scores.jsonl", ROWS)
-    rows = read_rows(path)
-    assert rows[0]["metrics"]["pesq"] == 3.5
-    assert math.isnan(rows[0]["metrics"]["estoi"])
-    assert rows[1] == ROWS[1]
+def test_jsonl_writes_missing_values_as_strict_json_null(tmp_path: Path) -> None:
+    rows = [*ROWS, {"sample_id": "u3", "system_id": "B", "metrics": {"sdr": math.inf}}]
+    path = write_rows(tmp_path / "scores.jsonl", rows)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    for line in text.splitlines():  # a strict parser (jq, JavaScript) accepts every line
+        json.loads(line, parse_constant=lambda token: pytest.fail(f"non-JSON token {token}"))
+    read = read_rows(path)
+    assert read[0]["metrics"] == {"pesq": 3.5, "estoi": None}
+    assert read[1] == ROWS[1] and read[2]["metrics"]["sdr"] is None
+
+
+def test_readers_take_null_and_legacy_nan_as_missing(tmp_path: Path) -> None:
+    from sqa.data import read_track2_jsonl
+
+    path = tmp_path / "data.jsonl"
+    path.write_text(
+        '{"sample_id": "a", "system_id": "s", "metrics": {"mos": null, "pesq": 2.0}}\n'
+        '{"sample_id": "b", "system_id": "s", "metrics": {"mos": NaN}}\n'
+    )
+    first, second = read_track2_jsonl(path)
+    assert first.metrics == {"pesq": 2.0} and second.metrics == {}
 
 
 def test_csv_flattens_metrics_and_leaves_missing_empty(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ import soundfile
 import torch
 
 from rankers.cached import MODEL_KIND, CachedRankerConfig
-from rankers.commands import rank_main, train_main
+from rankers.commands import rank_main
 from rankers.train import TrainConfig, train
+from rankers.train_commands import train_main
 from sqa.checkpoint import export_release
 from sqa.cli import main as sqa_main
 from sqa.errors import SqaError

@@ -27,7 +27,22 @@ from sqa.predictors.track2 import (
 from sqa.synthetic import speech_like
 
 TINY = TrunkConfig(num_layers=1, num_heads=2, d_model=16, ffn_dim=32, dropout=0.0)
-README = readme_template().replace("your_team_name", "team_x")
+FILLED = {
+    "your_team_name": "team_x",
+    "email_for_notifications": "team_x@example.org",
+    "member_name": "A. Author",
+    "member_affiliation": "Example University",
+}
+
+
+def _filled(text: str) -> str:
+    """A README.yaml with every template placeholder replaced."""
+    for placeholder, value in FILLED.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+README = _filled(readme_template())
 
 
 def _dataset(folder: Path, count: int = 4) -> tuple[Path, list[AudioRecord]]:
@@ -92,7 +107,7 @@ def test_template_and_submit_from_predictions(tmp_path: Path, capsys):
     )
     fields = yaml.safe_load(template.read_text())
     assert set(README_KEYS) <= set(fields) and fields["model_size"].endswith("[M]")
-    template.write_text(template.read_text().replace("your_team_name", "team_x"))
+    template.write_text(_filled(template.read_text()))
     # A checkpoint without a human-MOS head is refused with the available heads named.
     command = [
         "track2",

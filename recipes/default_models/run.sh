@@ -149,10 +149,13 @@ if run 7; then
   "$sqa" finetune --config "$here/restorer_sqa.yaml" --threads 1
 fi
 # Candidates evaluated side by side with the peers (DNSMOS OVRL/P.808, Distill-MOS, ECS over each).
+# Each entry is a run folder under $work (its best.pt) or a shipped release name (checkpoints/),
+# e.g. EVAL_RANKERS="ranker-default ranker-accurate" EVAL_PREDICTORS=predictor-default.
 rankers=${EVAL_RANKERS:-ranker_distillmos_real ranker_distillmos_all ranker_cached_real}
 predictors=${EVAL_PREDICTORS:-predictor predictor_all}
 human=$data/human/m1_codec_mushra
 evaluation=$work/evaluation
+model_file() { if [ -f "$work/$1/best.pt" ]; then echo "$work/$1/best.pt"; else echo "$1"; fi; }
 if run 8; then
   mkdir -p "$evaluation"
   # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv), used as
@@ -176,12 +179,12 @@ if run 8; then
       --scores "$evaluation/test_ecs_${peer}_files.csv:score:ECS over $peer")
   done
   for ranker in $rankers; do
-    "$sqa" rank --root "$work/sim_test/systems" --ranker "$work/$ranker/best.pt" --force \
+    "$sqa" rank --root "$work/sim_test/systems" --ranker "$(model_file "$ranker")" --force \
       --output "$evaluation/test_$ranker.csv" --per-file "$evaluation/test_${ranker}_files.csv"
     test_scores+=(--scores "$evaluation/test_${ranker}_files.csv:score:$ranker")
   done
   for predictor in $predictors; do
-    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --data "$work/labels_test.jsonl" \
+    "$sqa" predict --checkpoint "$(model_file "$predictor")" --data "$work/labels_test.jsonl" \
       --output "$evaluation/test_$predictor.jsonl" --force
     "$sqa" evaluate --pred "$evaluation/test_$predictor.jsonl" --ref "$work/labels_test.jsonl" \
       --output "$evaluation/test_$predictor.json" --force
@@ -215,12 +218,12 @@ if run 8; then
       --scores "$evaluation/dev_ecs_${peer}_files.csv:score:ECS over $peer")
   done
   for ranker in $rankers; do
-    "$sqa" rank --root "$work/dev/systems" --ranker "$work/$ranker/best.pt" --force \
+    "$sqa" rank --root "$work/dev/systems" --ranker "$(model_file "$ranker")" --force \
       --output "$evaluation/dev_$ranker.csv" --per-file "$evaluation/dev_${ranker}_files.csv"
     scores+=(--scores "$evaluation/dev_${ranker}_files.csv:score:$ranker")
   done
   for predictor in $predictors; do
-    "$sqa" predict --checkpoint "$work/$predictor/best.pt" --dir "$work/dev/systems" \
+    "$sqa" predict --checkpoint "$(model_file "$predictor")" --dir "$work/dev/systems" \
       --output "$evaluation/dev_$predictor.jsonl" --force
     for head in dnsmos_ovrl distill_mos pesq; do
       scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")

@@ -12,7 +12,6 @@ score are counted and reported, and left out of the statistics.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -23,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from sqa.agreement import DEFAULT_RESAMPLES, agreement
+from sqa.commands.options import add_path_argument
 from sqa.data.records import parse_float
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import (
     TABLE_SUFFIXES,
     atomic_open,
     check_writable,
+    dumps_json,
     flatten_row,
     read_rows,
     write_rows,
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples"
     )
+    add_path_argument(parser)
     return parser
 
 
@@ -281,7 +283,7 @@ def write_results(
         "scorers": results,
     }
     with atomic_open(check_writable(output, arguments.force)) as stream:
-        stream.write(json.dumps(document, indent=2, allow_nan=True) + "\n")
+        stream.write(dumps_json(document, indent=2) + "\n")
 
 
 def _warn_missing(row: dict[str, Any]) -> None:

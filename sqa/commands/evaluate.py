@@ -6,17 +6,19 @@ See :mod:`sqa.predictors.evaluation` for the definitions (those of the official 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqa.fileio import atomic_open, check_writable, write_rows
+from sqa.commands.options import add_path_argument
+from sqa.fileio import atomic_open, check_writable, dumps_json, write_rows
 from sqa.predictors.evaluation import (
     STATISTICS,
+    evaluate_official,
     evaluate_predictions,
     examples,
+    official_predictions,
     prediction_table,
 )
 
@@ -26,15 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sqa evaluate", description="Track-2 MSE/LCC/SRCC/KTAU (utterance and system level)."
     )
     parser.add_argument(
-        "--pred", required=True, help="predictions (.jsonl or .csv from sqa predict)"
+        "--pred",
+        required=True,
+        help="predictions: sqa predict or official results.jsonl, CSV, mos.scp or a zip",
     )
     parser.add_argument("--ref", required=True, help="references: data.jsonl, Kaldi dir or CSV")
     parser.add_argument(
         "--metric", action="append", help="metric to evaluate (repeatable; default: all shared)"
     )
-    parser.add_argument("--pred-metric", help="prediction key to compare with the single --metric")
+    parser.add_argument(
+        "--ref-metric", help="reference key (the official evaluator's flag; one metric)"
+    )
+    parser.add_argument(
+        "--pred-metric", help="prediction key compared with the single reference metric"
+    )
+    parser.add_argument(
+        "--official",
+        action="store_true",
+        help="reproduce the official evaluator exactly: NaN predictions propagate into the "
+        "statistics, duplicate predictions count twice, a reference without the label is an error",
+    )
     parser.add_argument("--output", help="write the results (.json, .jsonl or .csv)")
-    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--force", action="store_true", help="overwrite the output")
+    add_path_argument(parser)
     return parser
 
 
@@ -43,9 +59,21 @@ def format_table(results: Mapping[str, Mapping[str, float]]) -> str:
     header = f"{'metric':<16}{'n':>7}" + "".join(f"{name:>10}" for name in STATISTICS)
     lines = [header]
     for name, row in results.items():
-        cells = "".join(f"{row[s]:>10.4f}" for s in STATISTICS)
+        cells = "".join(f"{row[statistic]:>10.4f}" for statistic in STATISTICS)
         lines.append(f"{name:<16}{row['count']:>7}{cells}")
     return "\n".join(lines)
+
+
+def _metrics(arguments: argparse.Namespace) -> list[str] | None:
+    """The reference metrics asked for (``--metric`` list and/or ``--ref-metric``)."""
+    names = [
+        name.strip() for item in arguments.metric or [] for name in item.split(",") if name.strip()
+    ]
+    if arguments.ref_metric:
+        names = list(dict.fromkeys([*names, arguments.ref_metric]))
+    if arguments.official and not names:
+        names = ["mos"]  # the official evaluator's default key
+    return names or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,27 +83,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.output:
         check_writable(arguments.output, arguments.force)
-    metrics = None
-    if arguments.metric:
-        metrics = [
-            name.strip() for item in arguments.metric for name in item.split(",") if name.strip()
-        ]
-    report = evaluate_predictions(
-        prediction_table(arguments.pred),
-        load_records(arguments.ref),
-        metrics,
-        prediction_metric=arguments.pred_metric,
-    )
+    metrics = _metrics(arguments)
+    references = load_records(arguments.ref)
+    if arguments.official:
+        report = evaluate_official(
+            official_predictions(arguments.pred, references, arguments.pred_metric or metrics[0]),
+            references,
+            metrics[0],
+        )
+    else:
+        report = evaluate_predictions(
+            prediction_table(arguments.pred, references, arguments.pred_metric),
+            references,
+            metrics,
+            prediction_metric=arguments.pred_metric,
+        )
+        _report_left_out(report)
+    print(format_table(report["metrics"]))
+    if arguments.output:
+        _write_report(Path(arguments.output), report, arguments.force)
+    return 0
+
+
+def _report_left_out(report: Mapping[str, Any]) -> None:
+    """Say on stderr which reference rows did not enter the statistics."""
     missing = report["missing_predictions"]
     if missing:
         print(
             f"sqa evaluate: {len(missing)} references have no prediction: {examples(missing)}",
             file=sys.stderr,
         )
-    print(format_table(report["metrics"]))
-    if arguments.output:
-        _write_report(Path(arguments.output), report, arguments.force)
-    return 0
+    for name, row in report["metrics"].items():
+        if row.get("unlabelled"):
+            print(
+                f"sqa evaluate: {row['unlabelled']} reference row(s) without a finite {name!r} "
+                "label were left out",
+                file=sys.stderr,
+            )
 
 
 def _write_report(destination: Path, report: Mapping[str, Any], force: bool) -> None:
@@ -85,8 +129,7 @@ def _write_report(destination: Path, report: Mapping[str, Any], force: bool) -> 
             "missing_predictions": [list(k) for k in report["missing_predictions"]],
         }
         with atomic_open(check_writable(destination, force)) as stream:
-            json.dump(serialisable, stream, indent=2, allow_nan=True)
-            stream.write("\n")
+            stream.write(dumps_json(serialisable, indent=2) + "\n")
         return
     rows = [{"metric": name, **values} for name, values in report["metrics"].items()]
     write_rows(destination, rows, force=force)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sqa.commands.options import add_path_argument
 from sqa.data.records import listed_path
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable, write_rows
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--margins", help="NAME=VALUE,... minimum improvements (or one number)")
     parser.add_argument("--output", "-o", required=True, help="pairs table (.jsonl or .csv)")
     parser.add_argument("--force", action="store_true", help="overwrite the output")
+    add_path_argument(parser)
     return parser
 
 
@@ -154,7 +156,7 @@ def main(argv: Sequence[str]) -> int:
         raise DataFormatError(f"{arguments.scores} has no values for {', '.join(absent)}")
     pairs, report = unanimous_pairs(rows, names, margins)
     folder = Path(arguments.output).parent
-    for pair in pairs:  # paths are written relative to the pairs file, as readers resolve them
+    for pair in pairs:  # spelled by the path rule (absolute by default), as readers resolve them
         for key in ("chosen_path", "rejected_path"):
             if pair[key]:
                 pair[key] = listed_path(pair[key], folder)

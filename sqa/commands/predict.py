@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqa.commands.options import add_path_argument
 from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable, write_rows
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_path_argument(parser)
     return parser
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqa.commands.options import add_path_argument
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable
 from sqa.metrics.registry import METRIC_GROUPS, METRIC_SPECS, expand_metric_names
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for name in WEIGHT_OPTIONS:
         parser.add_argument(f"--{name}-weights", metavar="PATH", help=f"local {name} weights")
+    add_path_argument(parser)
     return parser
 
 
@@ -99,11 +101,9 @@ def _records(arguments: argparse.Namespace) -> list[AudioRecord]:
     if arguments.systems:
         folders = [Path(item) for item in arguments.systems]
         if len(folders) == 1 and not any(p.is_file() for p in folders[0].iterdir()):
-            systems = data.discover_systems(folders[0])
             # A reference folder inside the root is not a system.
-            if arguments.ref_dir:
-                reference = Path(arguments.ref_dir).resolve()
-                systems = {k: v for k, v in systems.items() if v.resolve() != reference}
+            reference = [arguments.ref_dir] if arguments.ref_dir else []
+            systems = data.discover_systems(folders[0], exclude=reference)
         else:
             systems = data.systems_from_paths(folders)
         with warnings.catch_warnings():
@@ -132,9 +132,10 @@ def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
 
     if arguments.ref_scp:
         from sqa.data.kaldi import read_scp
+        from sqa.data.records import resolve_path
 
         base = Path(arguments.ref_scp).parent
-        return {key: str(base / path) for key, path in read_scp(arguments.ref_scp).items()}
+        return {key: resolve_path(path, base) for key, path in read_scp(arguments.ref_scp).items()}
     if arguments.ref_dir:
         folder = Path(arguments.ref_dir)
         if not folder.is_dir():
@@ -296,6 +297,7 @@ def merge_main(argv: Sequence[str]) -> int:
         "--rank-metrics", help="NAME[=WEIGHT],... ranked into rank_score (default: all, weight 1)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite the output")
+    add_path_argument(parser)
     arguments = parser.parse_args(list(argv))
     from sqa.metrics.outputs import merge_outputs, read_scores
 

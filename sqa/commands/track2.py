@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqa.commands.options import add_path_argument
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open, check_writable, write_rows
 
@@ -25,26 +26,36 @@ def build_parser() -> argparse.ArgumentParser:
     template = commands.add_parser("template", help="write a README.yaml template")
     template.add_argument("--output", default="README.yaml")
     template.add_argument("--checkpoint", help="fill model fields from this predictor")
-    template.add_argument("--force", action="store_true")
+    template.add_argument("--force", action="store_true", help="overwrite the output")
     submit = commands.add_parser("submit", help="build and validate a submission zip")
-    submit.add_argument("--predictions", help="sqa predict output (.jsonl/.csv)")
+    submit.add_argument("--predictions", help="sqa predict output (.jsonl/.csv) or a mos.scp")
     submit.add_argument("--checkpoint", help="predictor to run on --data instead")
     submit.add_argument("--data", help="Track-2 data.jsonl (ids to check; input for --checkpoint)")
     submit.add_argument("--metric", help="head / prediction key to submit (default: mos)")
     submit.add_argument("--readme", required=True, help="completed README.yaml")
     submit.add_argument("--output", required=True, help="submission .zip")
     submit.add_argument("--device", default="cpu")
-    submit.add_argument("--force", action="store_true")
+    submit.add_argument("--force", action="store_true", help="overwrite the output")
+    add_path_argument(submit)
     validate = commands.add_parser("validate", help="check a submission zip")
     validate.add_argument("submission")
     validate.add_argument("--data", help="dataset whose sample ids the zip must cover exactly")
+    add_path_argument(validate)
     rank = commands.add_parser("rank", help="rank submissions (error / linear / rank categories)")
     rank.add_argument("--submission", action="append", required=True, metavar="NAME=PATH",
                       help="zip, mos.scp or predictions table (repeatable)")  # fmt: skip
     rank.add_argument("--ref", required=True, help="labelled data (data.jsonl, Kaldi dir, CSV)")
     rank.add_argument("--metric", default="mos", help="reference label (default: mos)")
     rank.add_argument("--output", help="ranking table (.csv or .jsonl)")
-    rank.add_argument("--force", action="store_true")
+    rank.add_argument(
+        "--ranking",
+        choices=("official", "average"),
+        default="official",
+        help="official (default): rank each category average again before averaging, as the "
+        "challenge's pseudo-code; average: average the category averages directly",
+    )
+    rank.add_argument("--force", action="store_true", help="overwrite the output")
+    add_path_argument(rank)
     return parser
 
 
@@ -101,7 +112,10 @@ def _scores_from_checkpoint(arguments: argparse.Namespace) -> dict[str, float]:
 
 def _scores_from_predictions(arguments: argparse.Namespace) -> dict[str, float]:
     from sqa.predictors.evaluation import prediction_table
+    from sqa.predictors.track2 import read_submission_scores
 
+    if Path(arguments.predictions).suffix.lower() in (".scp", ".zip"):
+        return read_submission_scores(arguments.predictions)
     table = prediction_table(arguments.predictions)
     metric = arguments.metric or "mos"
     available = sorted({name for row in table.values() for name in row})
@@ -175,7 +189,10 @@ def _rank(arguments: argparse.Namespace) -> int:
             raise SqaError(f"submission name {name!r} given twice")
         submissions[name] = read_submission_scores(path, arguments.metric)
     statistics, ranking = rank_submissions(
-        submissions, load_records(arguments.ref), arguments.metric
+        submissions,
+        load_records(arguments.ref),
+        arguments.metric,
+        rerank_categories=arguments.ranking == "official",
     )
     rows = []
     for name, overall, rank in ranking.ordered():

@@ -39,8 +39,14 @@ def _audio_files(folder: Path) -> list[Path]:
     )
 
 
-def discover_systems(root: str | os.PathLike[str]) -> dict[str, Path]:
+def discover_systems(
+    root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
+) -> dict[str, Path]:
     """Find the system folders under ``root``: sub-folders that directly hold audio files.
+
+    Reference folders are not systems: a sub-folder whose name starts with ``_`` (``_reference``,
+    as :func:`sqa.synthetic.write_system_folders` writes) or one of ``exclude`` (``--ref-dir``)
+    is left out, with a warning naming it.
 
     Returns:
         System name (folder name) -> folder, sorted by name.
@@ -51,11 +57,18 @@ def discover_systems(root: str | os.PathLike[str]) -> dict[str, Path]:
     base = Path(root)
     if not base.is_dir():
         raise DataFormatError(f"{base}: not a folder")
-    systems = {
-        entry.name: entry
-        for entry in sorted(base.iterdir())
-        if entry.is_dir() and not entry.name.startswith(".") and _audio_files(entry)
-    }
+    excluded = {Path(path).resolve() for path in exclude}
+    systems, skipped = {}, []
+    for entry in sorted(base.iterdir()):
+        if not entry.is_dir() or entry.name.startswith(".") or not _audio_files(entry):
+            continue
+        if entry.name.startswith("_") or entry.resolve() in excluded:
+            skipped.append(entry.name)
+        else:
+            systems[entry.name] = entry
+    if skipped:
+        warnings.warn(f"{base}: not ranking or scoring reference folder(s) {', '.join(skipped)}",
+                      stacklevel=2)  # fmt: skip
     if not systems:
         raise DataFormatError(
             f"{base}: no sub-folder with audio files ({', '.join(AUDIO_EXTENSIONS)})"
@@ -162,9 +175,45 @@ def match_homologous(system_dirs: Mapping[str, Path], *, strict: bool = False) -
     """
     if not system_dirs:
         raise DataFormatError("no systems to match")
-    systems = sorted(system_dirs)
     duplicates: dict[str, list[Path]] = {}
-    paths = {name: _index_system(name, Path(system_dirs[name]), duplicates) for name in systems}
+    paths = {
+        name: _index_system(name, Path(system_dirs[name]), duplicates)
+        for name in sorted(system_dirs)
+    }
+    return match_paths(paths, duplicates, strict=strict)
+
+
+def homologous_from_records(
+    records: Iterable[AudioRecord], *, strict: bool = False
+) -> HomologousSet:
+    """Match listed files (any :func:`sqa.data.load_records` source) across systems.
+
+    Homologous files share ``utterance_id`` (``sample_id`` when it is absent): an URGENT-PK root,
+    a Kaldi dir with ``utt2sys`` or a Track-2 ``data.jsonl`` with one row per system and file.
+    """
+    paths: dict[str, dict[str, Path]] = {}
+    duplicates: dict[str, list[Path]] = {}
+    for record in records:
+        stems = paths.setdefault(record.system_id, {})
+        utterance = record.utterance_id or record.sample_id
+        if utterance in stems:
+            duplicates.setdefault(f"{record.system_id}/{utterance}", [stems[utterance]])
+            duplicates[f"{record.system_id}/{utterance}"].append(Path(record.path))
+            continue
+        stems[utterance] = Path(record.path)
+    if not paths:
+        raise DataFormatError("no systems to match")
+    return match_paths({name: paths[name] for name in sorted(paths)}, duplicates, strict=strict)
+
+
+def match_paths(
+    paths: dict[str, dict[str, Path]],
+    duplicates: dict[str, list[Path]],
+    *,
+    strict: bool = False,
+) -> HomologousSet:
+    """Intersect the utterances of indexed systems (see :func:`match_homologous`)."""
+    systems = list(paths)
     all_stems = sorted(set().union(*(set(stems) for stems in paths.values())))
     missing = {
         stem: [name for name in systems if stem not in paths[name]]
@@ -176,7 +225,8 @@ def match_homologous(system_dirs: Mapping[str, Path], *, strict: bool = False) -
         message = f"{len(duplicates)} stem(s) with several files: {_examples(sorted(duplicates))}"
         if strict:
             raise DataFormatError(message)
-        warnings.warn(message + f"; using the first of {AUDIO_EXTENSIONS}", stacklevel=2)
+        warnings.warn(message + "; using the first", stacklevel=3)
+    _warn_foreign_systems(paths)
     if missing:
         described = [
             f"{stem} (missing in {', '.join(lacking)})" for stem, lacking in missing.items()
@@ -184,10 +234,26 @@ def match_homologous(system_dirs: Mapping[str, Path], *, strict: bool = False) -
         message = f"{len(missing)} utterance(s) not in every system: {_examples(described)}"
         if strict:
             raise DataFormatError(message)
-        warnings.warn(message + f"; using the {len(utterances)} common ones", stacklevel=2)
+        warnings.warn(message + f"; using the {len(utterances)} common ones", stacklevel=3)
     if not utterances:
         raise DataFormatError(f"no utterance is present in all {len(systems)} systems")
     return HomologousSet(systems, utterances, paths, missing, duplicates)
+
+
+def _warn_foreign_systems(paths: Mapping[str, Mapping[str, Path]]) -> None:
+    """Warn about a system sharing under half of its files with every other system: it is
+    probably not homologous with them (another data set, the clean references, a typo)."""
+    if len(paths) < 3:
+        return
+    for name, stems in paths.items():
+        others = [set(other) for key, other in paths.items() if key != name]
+        shared = len(set(stems) & set.intersection(*others))
+        if shared * 2 < len(stems):
+            warnings.warn(
+                f"system {name!r} shares only {shared} of its {len(stems)} files with the others: "
+                "is it homologous with them?",
+                stacklevel=4,
+            )
 
 
 def _copy_atomic(source: Path, destination: Path) -> None:

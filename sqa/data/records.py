@@ -8,13 +8,15 @@ Conventions used by all readers and writers in :mod:`sqa.data`:
   by different systems) share it. In the folder layout ``sample_id == utterance_id`` = file stem.
 * A missing metric label is simply absent from ``metrics``; :func:`metric_matrix` reads it as
   NaN. Readers drop NaN values, writers skip them, so "missing" has one representation.
-* Relative audio paths in a listing file are resolved against the folder of that file.
+* Relative audio paths in a listing file are resolved against the folder of that file, then the
+  working directory; written paths are absolute (:func:`resolve_path`, :func:`listed_path`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,23 +88,84 @@ def clean_metrics(values: dict[str, object], where: str) -> dict[str, float]:
     return {name: value for name, value in parsed.items() if not math.isnan(value)}
 
 
+# How relative audio paths in listing files are read and how written paths are spelled.
+PATH_RULES = ("auto", "relative-to-listing", "relative-to-cwd", "absolute")
+PATH_RULE_HELP = (
+    "how audio paths in listing files are read and written: auto (default) reads a relative "
+    "path against the listing's folder and, when no file is there, against the working "
+    "directory, and writes absolute paths; relative-to-listing / relative-to-cwd read and write "
+    "relative paths against that folder; absolute writes absolute paths and refuses relative ones"
+)
+_path_rule = ["auto"]
+_warned_rules: set[str] = set()
+
+
+def set_path_rule(rule: str) -> None:
+    """Choose the process-wide path rule (one of :data:`PATH_RULES`; the CLI's ``--paths``)."""
+    if rule not in PATH_RULES:
+        expected = ", ".join(PATH_RULES)
+        raise DataFormatError(f"unknown path rule {rule!r}; expected one of {expected}")
+    _path_rule[0] = rule
+    _warned_rules.clear()
+
+
+def path_rule() -> str:
+    """The path rule in force (:func:`set_path_rule`)."""
+    return _path_rule[0]
+
+
+def _warn_rule_once(rule: str, message: str) -> None:
+    if rule not in _warned_rules:
+        _warned_rules.add(rule)
+        warnings.warn(message, stacklevel=3)
+
+
 def resolve_path(text: str, base: Path) -> str:
-    """Resolve a listed audio path: absolute paths stay, relative ones join ``base``."""
+    """Resolve a listed audio path under the path rule in force (see :data:`PATH_RULE_HELP`).
+
+    Absolute paths stay. Under ``auto`` a relative path joins ``base`` (the listing's folder)
+    when that file exists, else the working directory when the file exists there (as the
+    official URGENT, Kaldi, ESPnet and VERSA loaders open it; warned once), else ``base``.
+
+    Raises:
+        DataFormatError: A relative path under the ``absolute`` rule.
+    """
     expanded = os.path.expanduser(text)
-    return expanded if os.path.isabs(expanded) else str(base / expanded)
+    if os.path.isabs(expanded):
+        return expanded
+    rule = path_rule()
+    if rule == "absolute":
+        raise DataFormatError(f"{text!r} is a relative path (the path rule is 'absolute')")
+    if rule == "relative-to-cwd":
+        return os.path.abspath(expanded)
+    beside_listing = str(base / expanded)
+    if rule == "relative-to-listing" or os.path.exists(beside_listing):
+        return beside_listing
+    if os.path.exists(expanded):
+        _warn_rule_once(
+            "cwd",
+            f"relative audio paths such as {text!r} were not found beside the listing ({base}) "
+            "and were read relative to the working directory (choose with --paths)",
+        )
+        return os.path.abspath(expanded)
+    return beside_listing
 
 
 def listed_path(path: str, listing_folder: str | os.PathLike[str]) -> str:
-    """The name of ``path`` in a listing file in ``listing_folder`` that :func:`resolve_path` finds.
+    """The spelling of ``path`` in a listing file in ``listing_folder`` under the path rule.
 
-    Audio inside the listing's folder is written relative to it, so a data set folder can be moved
-    or shared as a whole; anything else is written as an absolute path. Never a path relative to the
-    current directory, which would point elsewhere once read back against the listing's folder.
+    ``auto`` and ``absolute`` write absolute paths, which every official loader (opening paths as
+    given) and :func:`resolve_path` read from any working directory; ``relative-to-listing``
+    writes paths relative to the listing's folder (a data set folder that can be moved as a
+    whole); ``relative-to-cwd`` writes them relative to the working directory, as the official
+    URGENT data preparation does.
     """
     absolute = os.path.abspath(os.path.expanduser(path))
-    folder = os.path.abspath(listing_folder)
-    if os.path.commonpath([absolute, folder]) == folder:
-        return os.path.relpath(absolute, folder)
+    rule = path_rule()
+    if rule == "relative-to-listing":
+        return os.path.relpath(absolute, os.path.abspath(listing_folder))
+    if rule == "relative-to-cwd":
+        return os.path.relpath(absolute)
     return absolute
 
 

@@ -5,11 +5,13 @@ One JSON object per line::
     {"audio_path": "...", "system_id": "...", "sample_id": "...", "duration": 3.2,
      "metrics": {"mos": 3.5, "utmos": 3.1}}
 
-``duration`` and ``metrics`` are optional (a test list has no labels); a metric absent from
+``duration`` and ``metrics`` are optional (a test list has no labels), and so is ``audio_path`` (the
+official evaluator's references are ``{"sample_id", "system_id", "metrics"}``); a metric absent from
 ``metrics`` (or ``null``/NaN) is a missing label, read as NaN by
 :func:`sqa.data.records.metric_matrix`. Other keys (e.g. ``sr``) are ignored; this suite adds an
-optional ``utterance_id``. Relative ``audio_path`` values are resolved against the folder of the
-jsonl file. A repeated ``(system_id, sample_id)`` is a :class:`sqa.errors.DataFormatError`.
+optional ``utterance_id``. Relative ``audio_path`` values are resolved by
+:func:`sqa.data.records.resolve_path` (the jsonl's folder, then the working directory). A repeated
+``(system_id, sample_id)`` is a :class:`sqa.errors.DataFormatError`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from sqa.data.records import (
 from sqa.errors import DataFormatError
 from sqa.fileio import write_rows
 
-REQUIRED_KEYS = ("audio_path", "system_id", "sample_id")
+# ``audio_path`` is optional: the official evaluator's references carry only ids and labels.
+REQUIRED_KEYS = ("system_id", "sample_id")
 
 
 def record_from_row(row: Mapping[str, Any], where: str, base: Path) -> AudioRecord:
@@ -56,7 +59,7 @@ def record_from_row(row: Mapping[str, Any], where: str, base: Path) -> AudioReco
     return AudioRecord(
         sample_id=str(row["sample_id"]),
         system_id=str(row["system_id"]),
-        path=resolve_path(str(row["audio_path"]), base),
+        path=resolve_path(str(row["audio_path"]), base) if row.get("audio_path") else "",
         utterance_id=None if utterance is None else str(utterance),
         duration=None if math.isnan(duration) else duration,
         metrics=clean_metrics(dict(metrics), where),
@@ -94,13 +97,13 @@ def record_to_row(record: AudioRecord, listing_folder: Path | None = None) -> di
         listing_folder: Folder of the file the row goes into; paths are written so that they
             resolve from there (:func:`sqa.data.records.listed_path`). ``None`` keeps the path.
     """
-    row: dict[str, Any] = {
-        "audio_path": record.path
-        if listing_folder is None
-        else listed_path(record.path, listing_folder),
-        "system_id": record.system_id,
-        "sample_id": record.sample_id,
-    }
+    row: dict[str, Any] = {}
+    if record.path:  # label-only records (references without audio) get no audio_path
+        row["audio_path"] = (
+            record.path if listing_folder is None else listed_path(record.path, listing_folder)
+        )
+    row["system_id"] = record.system_id
+    row["sample_id"] = record.sample_id
     if record.duration is not None:
         row["duration"] = float(record.duration)
     if record.utterance_id is not None:

@@ -82,7 +82,8 @@ def validate_split(data: object, source: str) -> dict[str, list[str]]:
     """Check a split mapping and return it with all three keys (missing ones empty).
 
     Raises:
-        DataFormatError: Not a mapping, unknown keys, non-string ids or an id in two splits.
+        DataFormatError: Not a mapping, unknown keys, non-string ids or an id in both ``tr``
+            and ``cv`` (an overlap with ``tt`` is only warned about).
     """
     if not isinstance(data, Mapping) or set(data) - set(SPLIT_NAMES):
         raise DataFormatError(f"{source}: expected an object with keys among {SPLIT_NAMES}")
@@ -92,12 +93,24 @@ def validate_split(data: object, source: str) -> dict[str, list[str]]:
         ids = data.get(name, [])
         if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
             raise DataFormatError(f"{source}: {name!r} must be a list of id strings")
+        if len(set(ids)) != len(ids):
+            raise DataFormatError(f"{source}: {name!r} lists an id more than once")
+        overlap = [identifier for identifier in ids if identifier in owner]
+        if overlap and name == "tt":
+            # The official get_urgent2024_mos.py writes tt = every id (tt overlapping tr).
+            warnings.warn(
+                f"{source}: {len(overlap)} of the {len(ids)} 'tt' ids are also training or "
+                "validation ids (as the official URGENT-PK preparation writes them); test "
+                "numbers on them are not held out",
+                stacklevel=3,
+            )
+        elif overlap:
+            identifier = overlap[0]
+            raise DataFormatError(
+                f"{source}: id {identifier!r} is in both {owner[identifier]!r} and {name!r}"
+            )
         for identifier in ids:
-            if identifier in owner:
-                raise DataFormatError(
-                    f"{source}: id {identifier!r} is in both {owner[identifier]!r} and {name!r}"
-                )
-            owner[identifier] = name
+            owner.setdefault(identifier, name)
         split[name] = list(ids)
     return split
 

@@ -8,6 +8,7 @@ output path. Failures are listed in ``<output>.errors.jsonl`` (one line per file
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sqa.data.records import listed_path, resolve_path
-from sqa.errors import DataFormatError, SqaError
+from sqa.errors import DataFormatError, NothingUsableError, SqaError
 from sqa.fileio import TABLE_SUFFIXES, check_writable, read_jsonl, read_rows, write_rows
 from sqa.metrics.rank_score import rank_scores
 from sqa.metrics.runner import ScoreTask
@@ -44,7 +45,7 @@ def build_rows(
     rows, failures = [], []
     for task in tasks:
         entry = entries[task.key]
-        metrics = {name: float(entry["metrics"].get(name, NAN)) for name in names}
+        metrics = {name: _float(entry["metrics"].get(name)) for name in names}
         rows.append(
             {
                 "audio_path": task.path,
@@ -106,21 +107,38 @@ def finish(
     names: list[str],
     rank_metrics: Mapping[str, float] | None,
 ) -> list[dict[str, Any]]:
-    """Write the final output, the error log and the summary; remove the journal."""
+    """Write the final output, the error log and the summary; remove the journal.
+
+    Raises:
+        NothingUsableError: No file got a single value (the error log is still written, the
+            score table is not).
+    """
     rows, failures = build_rows(tasks, entries, names)
-    if rank_metrics:
-        add_rank_score(rows, rank_metrics)
-    write_scores(output, rows)
     log = errors_path(output)
     if failures:
         write_rows(log, failures, force=True)
     else:
         log.unlink(missing_ok=True)
     output = Path(output)
+    failed_files = sum(
+        1 for row in rows if not any(math.isfinite(value) for value in row["metrics"].values())
+    )
+    if rows and failed_files == len(rows):
+        output.with_name(output.name + ".partial").unlink(missing_ok=True)
+        raise NothingUsableError(
+            f"no usable value: all {len(rows)} file(s) failed every metric; reasons in {log}"
+        )
+    if rank_metrics:
+        add_rank_score(rows, rank_metrics)
+    write_scores(output, rows)
     output.with_name(output.name + ".partial").unlink(missing_ok=True)
     print_summary(rows, sys.stderr)
     if failures:
-        print(f"sqa score: {len(failures)} failed value(s), reasons in {log}", file=sys.stderr)
+        print(
+            f"sqa score: {len(failures)} failed value(s) in {len(rows)} file(s), "
+            f"{failed_files} file(s) without any value; reasons in {log}",
+            file=sys.stderr,
+        )
     return rows
 
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sqa.data.records import AudioRecord, parse_float
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import read_rows
@@ -24,33 +26,139 @@ STATISTICS = TRACK2_KEYS  # utterance/system x MSE/LCC/SRCC/KTAU, the evaluator'
 EXAMPLES = 5
 
 
-def prediction_table(path: str | Path) -> dict[tuple[str, str], dict[str, float]]:
-    """Read ``sqa predict`` output (JSONL with a ``metrics`` object, or CSV with metric columns).
+SUBMISSION_SUFFIXES = (".scp", ".zip")
+
+
+def _system_of(references: Sequence[AudioRecord] | None, source: str | Path) -> dict[str, str]:
+    """sample id -> system id of the references (a ``mos.scp`` names samples only)."""
+    if references is None:
+        raise SqaError(f"{source}: a mos.scp or zip names samples only; give the references")
+    from sqa.predictors.track2 import expected_sample_ids
+
+    expected_sample_ids(references)
+    return {record.sample_id: record.system_id for record in references}
+
+
+def prediction_table(
+    path: str | Path,
+    references: Sequence[AudioRecord] | None = None,
+    metric: str | None = None,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Read predictions: ``sqa predict`` output or the official ``results.jsonl`` (JSONL with a
+    ``metrics`` object), CSV with metric columns, or a ``mos.scp`` / submission zip.
+
+    Args:
+        path: The predictions file.
+        references: The labelled rows; needed for ``mos.scp`` (system ids come from them).
+        metric: Key under which ``mos.scp`` scores are stored (default ``mos``).
 
     Returns:
         ``(system_id, sample_id) -> {metric: value}``.
     """
+    if Path(path).suffix.lower() in SUBMISSION_SUFFIXES:
+        from sqa.predictors.track2 import read_submission_scores
+
+        system_of = _system_of(references, path)
+        scores = read_submission_scores(path)
+        return {(system_of.get(i, ""), i): {metric or "mos": v} for i, v in scores.items()}
     table: dict[tuple[str, str], dict[str, float]] = {}
     for number, row in enumerate(read_rows(path), start=1):
         where = f"{path}:{number}"
-        if "sample_id" not in row or "system_id" not in row:
-            raise DataFormatError(f"{where}: a prediction needs sample_id and system_id")
-        metrics = row.get("metrics")
-        if metrics is None:
-            metrics = {
-                k: v
-                for k, v in row.items()
-                if k not in ("sample_id", "system_id", "audio_path", "path")
-            }
-        if not isinstance(metrics, Mapping):
-            raise DataFormatError(f"{where}: 'metrics' must be an object")
-        key = (str(row["system_id"]), str(row["sample_id"]))
+        key, metrics = _row_metrics(row, where)
         if key in table:
             raise DataFormatError(f"{where}: duplicate prediction for {key[0]}/{key[1]}")
         table[key] = {
             name: parse_float(value, f"{where}:{name}") for name, value in metrics.items()
         }
     return table
+
+
+def _row_metrics(row: Mapping[str, Any], where: str) -> tuple[tuple[str, str], Mapping[str, Any]]:
+    """The key and the metric mapping of one prediction row (nested or flat)."""
+    if "sample_id" not in row or "system_id" not in row:
+        raise DataFormatError(f"{where}: a prediction needs sample_id and system_id")
+    metrics = row.get("metrics")
+    if metrics is None:
+        metrics = {
+            k: v
+            for k, v in row.items()
+            if k not in ("sample_id", "system_id", "audio_path", "path")
+        }
+    if not isinstance(metrics, Mapping):
+        raise DataFormatError(f"{where}: 'metrics' must be an object")
+    return (str(row["system_id"]), str(row["sample_id"])), metrics
+
+
+def official_predictions(
+    path: str | Path, references: Sequence[AudioRecord], metric: str
+) -> list[tuple[str, str, float]]:
+    """Prediction rows ``(system_id, sample_id, value)`` as the official evaluator reads them:
+    every row kept (duplicates too), NaN kept, a row without ``metric`` an error."""
+    source = Path(path)
+    if source.suffix.lower() == ".scp":
+        system_of = _system_of(references, source)
+        rows = []
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                sample, _, value = line.strip().partition(" ")
+                rows.append(
+                    (system_of.get(sample, ""), sample, parse_float(value, f"{source}:{number}"))
+                )
+        return rows
+    rows = []
+    for number, row in enumerate(read_rows(source), start=1):
+        where = f"{source}:{number}"
+        key, metrics = _row_metrics(row, where)
+        if metric not in metrics:
+            raise DataFormatError(f"{where}: no {metric!r} value")
+        rows.append((*key, parse_float(metrics[metric], f"{where}:{metric}")))
+    return rows
+
+
+def evaluate_official(
+    rows: Sequence[tuple[str, str, float]], references: Sequence[AudioRecord], metric: str
+) -> dict[str, Any]:
+    """The official evaluator's numbers, including its edge cases (``sqa evaluate --official``).
+
+    Each prediction row is joined with its reference (a prediction without a finite reference
+    label is an error); duplicate rows count as often as they appear; a NaN prediction makes the
+    utterance-level statistics NaN, while system means skip it (pandas ``mean``). Reference rows
+    without a prediction are ignored.
+    """
+    labels = {record.key: record.metrics.get(metric, math.nan) for record in references}
+    unmatched = [(s, i) for s, i, _ in rows if not math.isfinite(labels.get((s, i), math.nan))]
+    if unmatched:
+        raise DataFormatError(
+            f"missing refs for {len(unmatched)} predictions: {examples(unmatched)}"
+        )
+    values = np.array([value for _, _, value in rows], dtype=float)
+    targets = np.array([labels[(s, i)] for s, i, _ in rows], dtype=float)
+    systems = [system for system, _, _ in rows]
+    statistics = dict.fromkeys(TRACK2_KEYS, math.nan)
+    if np.isfinite(values).all():
+        statistics = track2_metrics(values, targets, systems)
+    else:
+        statistics.update(_official_system_level(values, targets, systems))
+    return {
+        "metrics": {metric: {"count": len(rows), "unlabelled": 0, **statistics}},
+        "missing_predictions": [],
+    }
+
+
+def _official_system_level(
+    values: np.ndarray, targets: np.ndarray, systems: Sequence[str]
+) -> dict[str, float]:
+    """System-level statistics of means that skip NaN predictions (all NaN if a mean is NaN)."""
+    names = sorted(set(systems))
+    index = np.array([names.index(system) for system in systems])
+    with np.errstate(invalid="ignore"):
+        means = np.array([np.nanmean(values[index == k]) if np.isfinite(values[index == k]).any()
+                          else np.nan for k in range(len(names))])  # fmt: skip
+    if not np.isfinite(means).all():
+        return {}
+    references = np.array([targets[index == k].mean() for k in range(len(names))])
+    result = track2_metrics(means, references, names)
+    return {key: value for key, value in result.items() if key.startswith("sys_")}
 
 
 def examples(keys: Sequence[tuple[str, str]]) -> str:

@@ -6,13 +6,15 @@ members, data, system type, architecture, model size, loss, pretrained models; s
 :func:`readme_template`). Ranking follows the challenge's overall ranking: the eight statistics of
 each submission are ranked across submissions with dense ties, averaged within the three categories
 (error: MSE; linear correlation: LCC; rank correlation: SRCC and KTAU; each at utterance and system
-level), and the category ranks are averaged (:func:`sqa.stats.rank_systems`).
+level), each category average is ranked again (the official pseudo-code's ``get_ranking`` around the
+category mean) and these category ranks are averaged (:func:`sqa.stats.rank_systems`).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -110,8 +112,35 @@ def readme_template(model: Any | None = None) -> str:
     return notes + body
 
 
-def check_readme(text: str) -> list[str]:
-    """Problems of a README.yaml text (empty list: fine)."""
+# Values of the template (:func:`readme_template`) that a filled-in README.yaml must replace.
+PLACEHOLDERS = frozenset({"your_team_name", "email_for_notifications", "member_name",
+                          "member_affiliation"})  # fmt: skip
+
+
+def _placeholders(value: Any) -> list[str]:
+    """Template placeholder strings anywhere inside ``value``."""
+    if isinstance(value, Mapping):
+        return [found for item in value.values() for found in _placeholders(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in _placeholders(item)]
+    return [str(value)] if str(value).strip() in PLACEHOLDERS else []
+
+
+def check_readme(text: str, *, submitting: bool = True) -> list[str]:
+    """Problems of a README.yaml text (empty list: fine).
+
+    Args:
+        text: The file's text.
+        submitting: Building a submission (``sqa track2 submit``): an empty README.yaml or one
+            with the template's placeholders is refused. When only validating a zip, both are
+            warnings (the organisers' own example submission has an empty README.yaml).
+    """
+    if not text.strip():
+        message = f"{README_NAME} is empty; fill in the team and system description"
+        if submitting:
+            return [message]
+        warnings.warn(message, stacklevel=2)
+        return []
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -121,6 +150,13 @@ def check_readme(text: str) -> list[str]:
     problems = [f"{README_NAME} lacks '{key}'" for key in README_KEYS if key not in data]
     if "team" in data and not str(data["team"] or "").strip():
         problems.append(f"{README_NAME}: 'team' is empty")
+    placeholders = sorted(set(_placeholders(data)))
+    if placeholders:
+        message = f"{README_NAME} still has template placeholder(s): {', '.join(placeholders)}"
+        if submitting:
+            problems.append(message)
+        else:
+            warnings.warn(message, stacklevel=2)
     return problems
 
 
@@ -197,7 +233,7 @@ def validate_submission(path: str | Path, expected: Sequence[str] | None = None)
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as error:
         return [f"{path} is not a readable zip: {error}"]
     scores, problems = parse_scores(scores_text)
-    return problems + check_scores(scores, expected) + check_readme(readme_text)
+    return problems + check_scores(scores, expected) + check_readme(readme_text, submitting=False)
 
 
 def write_submission(
@@ -255,6 +291,8 @@ def rank_submissions(
     submissions: Mapping[str, Mapping[str, float]],
     references: Sequence[AudioRecord],
     metric: str = "mos",
+    *,
+    rerank_categories: bool = True,
 ) -> tuple[dict[str, dict[str, float]], Any]:
     """Track-2 statistics and the 3-category ranking of several submissions.
 
@@ -262,6 +300,8 @@ def rank_submissions(
         submissions: name -> sample_id -> score.
         references: Labelled dataset (sample ids unique).
         metric: Reference label to compare with.
+        rerank_categories: Rank each category average again before averaging (the official
+            procedure); ``False`` averages the category averages directly.
 
     Returns:
         name -> the eight statistics, and the :class:`sqa.stats.RankingResult`.
@@ -289,5 +329,11 @@ def rank_submissions(
         statistics[name] = {
             k: v for k, v in result["metrics"][metric].items() if k in HIGHER_IS_BETTER
         }
-    ranking = rank_systems(statistics, RANKING_CATEGORIES, HIGHER_IS_BETTER, ties="dense")
+    ranking = rank_systems(
+        statistics,
+        RANKING_CATEGORIES,
+        HIGHER_IS_BETTER,
+        ties="dense",
+        rerank_categories=rerank_categories,
+    )
     return statistics, ranking
