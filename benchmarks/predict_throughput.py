@@ -38,7 +38,7 @@ from sqa.data.records import AudioRecord
 from sqa.metrics.registry import OFFLINE_METRICS, TRACK2_KEYS
 from sqa.predictors.inference import PredictionSettings, prediction_rows
 from sqa.predictors.model import TrunkConfig, UniVersa, UniVersaConfig
-from sqa.predictors.presets import COMPACT_TRUNK
+from sqa.predictors.presets import compact_trunk
 
 RATE = 16000
 
@@ -46,7 +46,7 @@ RATE = 16000
 def predictor_config(name: str, front_end: str, ssl_path: str) -> UniVersaConfig:
     """``paper`` or ``compact`` configuration for the benchmark."""
     if name == "compact":
-        return UniVersaConfig(front_end="mel", trunk=COMPACT_TRUNK)
+        return UniVersaConfig(front_end="mel", trunk=compact_trunk())
     config = UniVersaConfig(front_end=front_end, trunk=TrunkConfig())
     if front_end == "ssl":
         config = replace(config, ssl=replace(config.ssl, path=ssl_path))

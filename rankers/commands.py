@@ -8,15 +8,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
 
 from rankers.adaptive import adaptive_ranking
 from rankers.bradley_terry import bradley_terry_bootstrap
 from rankers.ecs import ecs_ranking, scalar_probability_table, symmetrise
-from rankers.inference import HomologousAudio, RankerScorer
 from rankers.rank_outputs import (
     describe_unreadable,
     per_file_rows,
@@ -30,6 +28,9 @@ from sqa.audio import is_audio_file
 from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 from sqa.fileio import check_writable
+
+if TYPE_CHECKING:  # torch is imported only when a ranker runs (`sqa rank --help` stays fast)
+    from rankers.inference import HomologousAudio, RankerScorer
 
 DEFAULT_RANKER = "ranker-default"
 NO_RANKER_MESSAGE = (
@@ -121,6 +122,10 @@ def score_all(
     arguments: argparse.Namespace,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Full ECS table ``(K, K, M)``, replication MOS ``(K, M)``, noisy MOS ``(K, M)``, skipped."""
+    from tqdm import tqdm
+
+    from rankers.inference import HomologousAudio
+
     count = len(systems)
     table = np.full((count, count, len(utterances)), np.nan)
     replication = np.full((count, len(utterances)), np.nan)
@@ -298,6 +303,8 @@ def rank_main(argv: Sequence[str]) -> int:
 
 def _run_ranker(arguments: argparse.Namespace, homologous: Any) -> RankRun:
     """Score every (or, adaptively, some) homologous pairs with the ranker model."""
+    from rankers.inference import HomologousAudio, RankerScorer
+
     systems, utterances = homologous.systems, homologous.utterances
     model = load_ranker(arguments.ranker, arguments.device)
     audio = HomologousAudio(homologous.paths, int(model.sample_rate))

@@ -28,7 +28,7 @@ def _attribute_descriptions(docstring: str) -> dict[str, str]:
 
 def build_train_parser() -> argparse.ArgumentParser:
     """Argument parser of ``sqa train-ranker`` (one option per :class:`TrainConfig` field)."""
-    from rankers.train import TrainConfig
+    from rankers.train_config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="sqa train-ranker", description="Train URGENT-PK.")
     parser.add_argument("data", help="folder root (+ --mos-csv), data.jsonl, Kaldi dir or CSV")
@@ -58,9 +58,10 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 def train_main(argv: Sequence[str] | None) -> int:
     """``sqa train-ranker``: see ``sqa train-ranker --help``."""
-    from rankers.train import TrainConfig, train
-
     arguments = vars(build_train_parser().parse_args(list(argv or [])))
+    from rankers.train import train
+    from rankers.train_config import TrainConfig
+
     arguments.pop("paths")  # applied while parsing (sqa.commands.options), not a config field
     config = TrainConfig(**arguments)
     best = train(config)

@@ -13,15 +13,17 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
 from sqa.errors import AudioError, CheckpointError, SqaError
 from sqa.fileio import check_writable, dumps_json, write_rows
+
+if TYPE_CHECKING:  # torch is imported when a model runs, so `--help` stays fast
+    from torch import nn
 
 PEAK_SAFE = 0.99
 DEFAULT_RESTORER = "restorer-default"
@@ -61,6 +63,8 @@ def restore(model: nn.Module, samples: np.ndarray, sample_rate: int) -> np.ndarr
     takes_rate = len(inspect.signature(model.forward).parameters) >= 2
     work_rate = sample_rate if takes_rate and sample_rate <= model_rate else model_rate
     signal = resample(samples, sample_rate, work_rate)
+    import torch
+
     with torch.no_grad():
         batch = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None]
         output = (model(batch, work_rate) if takes_rate else model(batch))[0].numpy()
@@ -201,10 +205,10 @@ def _simulation_config(arguments: argparse.Namespace) -> object:
 
 def simulate_main(argv: Sequence[str]) -> int:
     """``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``."""
+    arguments = simulate_parser().parse_args(list(argv))
     from se_finetune.files import list_audio
     from se_finetune.simulate import Simulator, summarise_mix
 
-    arguments = simulate_parser().parse_args(list(argv))
     if arguments.count < 1:
         raise SqaError("--count must be at least 1")
     config = _simulation_config(arguments)
@@ -248,10 +252,10 @@ def finetune_parser() -> argparse.ArgumentParser:
 
 def finetune_main(argv: Sequence[str]) -> int:
     """``sqa finetune --config recipes/se_finetune/config.yaml``."""
+    arguments = finetune_parser().parse_args(list(argv))
     from se_finetune.finetune import Finetuner, load_config, write_summary
     from se_finetune.guard import RewardHackingError
 
-    arguments = finetune_parser().parse_args(list(argv))
     overrides: dict[str, object] = {}
     if arguments.output_dir:
         overrides["output_dir"] = arguments.output_dir
@@ -259,6 +263,8 @@ def finetune_main(argv: Sequence[str]) -> int:
         overrides["steps"] = arguments.steps
     config = load_config(arguments.config, overrides)
     if arguments.threads:
+        import torch
+
         torch.set_num_threads(arguments.threads)
     finetuner = Finetuner(config)
     if arguments.no_resume and (Path(config.output_dir) / "last.pt").exists():

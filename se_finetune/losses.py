@@ -9,7 +9,7 @@
 
 Critics are wrapped by :class:`FrozenCritic` / :class:`FrozenRanker`: eval mode, parameters with
 ``requires_grad=False`` (so no parameter gradients and no optimizer state), while gradients still
-flow to their input; resampling to the critic's rate uses :func:`sqa.audio.resample_torch`.
+flow to their input; resampling to the critic's rate uses :func:`sqa.torch_audio.resample_torch`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sqa.audio import resample_torch
 from sqa.errors import SqaError
 from sqa.metrics import get_metric_spec
+from sqa.torch_audio import resample_torch
 
 RESOLUTIONS_16K: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (768, 192), (1024, 256))
 MAGNITUDE_FLOOR = 1e-5

@@ -17,7 +17,6 @@ from sqa.audio import (
     is_audio_file,
     load_audio,
     resample,
-    resample_torch,
     save_audio,
     validate_audio,
 )
@@ -30,6 +29,7 @@ from sqa.errors import (
     TooShortAudioError,
     UnreadableAudioError,
 )
+from sqa.torch_audio import resample_torch
 
 RATE = 16000
 

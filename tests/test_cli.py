@@ -67,3 +67,20 @@ def test_every_subcommand_has_help_or_says_unavailable(
         assert f"sqa {name}" in captured.out
     else:
         assert "not available yet" in captured.err
+
+
+def test_help_of_every_subcommand_imports_no_torch_or_scipy() -> None:
+    # `sqa <subcommand> --help` must answer at once (issue 11: <= 0.5 s): building a parser may
+    # not import torch or scipy (a second each), so heavy imports live inside the functions.
+    script = (
+        "import contextlib, io, sys\n"
+        "from sqa.cli import SUBCOMMANDS, _resolve\n"
+        "for name in SUBCOMMANDS:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        _resolve(name)(['--help'])\n"
+        "    heavy = [m for m in ('torch', 'scipy', 'onnxruntime') if m in sys.modules]\n"
+        "    if heavy:\n"
+        "        sys.exit(f'{name} --help imports {heavy}')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]

@@ -77,8 +77,14 @@ def test_sdr_clamps_and_matches_snr(clean: np.ndarray, noisy: np.ndarray) -> Non
 def test_lsd_identical_gain_invariant_and_grows_with_noise(
     clean: np.ndarray, noisy: np.ndarray
 ) -> None:
-    assert lsd(clean, clean, sample_rate=RATE) == pytest.approx(0.0, abs=1e-6)
-    assert lsd(0.25 * clean, clean, sample_rate=RATE) == pytest.approx(0.0, abs=1e-6)
+    # The official definition is 0 for identical signals only without digital silence: a bin
+    # where both spectra are 0 contributes ln(eps)^2 (ln(0 / eps^2 + eps) = ln 1e-8).
+    dithered = clean + 1e-4 * np.random.default_rng(5).standard_normal(clean.size)
+    assert lsd(dithered, dithered, sample_rate=RATE) == pytest.approx(0.0, abs=1e-3)
+    assert lsd(0.25 * dithered, dithered, sample_rate=RATE) == pytest.approx(0.0, abs=1e-3)
+    exact = np.asarray(clean, dtype=np.float64)  # both computed in float64, as we compute
+    assert not np.all(exact) and lsd(exact, exact, sample_rate=RATE) > 1.0
+    assert lsd(exact, exact, sample_rate=RATE) == pytest.approx(_official_lsd(exact, exact, RATE))
     louder_noise = add_noise_at_snr(clean, 0.0, seed=4)
     assert 0 < lsd(noisy, clean, sample_rate=RATE) < lsd(louder_noise, clean, sample_rate=RATE)
 
@@ -176,3 +182,39 @@ def test_rank_score_on_hand_made_table() -> None:
     assert scores[6:] == pytest.approx([0.5, 0.5])
     weighted = rank_scores(rows[3:5], ["pesq", "lsd"], weights={"pesq": 3.0})
     assert weighted == pytest.approx([0.75, 0.25])
+
+
+def _official_lsd(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
+    """The URGENT 2024/2025 ``lsd_metric``, written out frame by frame from its description:
+    LS gain, ``librosa.stft`` defaults (periodic Hann, zero centre padding), int() frame sizes,
+    ``ln(|R|^2 / (|E| + eps)^2 + eps)`` squared, mean over bins, square root, mean over frames."""
+    eps = 1e-8
+    estimate = estimate * np.sum(reference * estimate) / (np.sum(estimate**2) + eps)
+    size, hop = int(0.032 * rate), int(0.016 * rate)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)
+    padded = [
+        np.concatenate([np.zeros(size // 2), x, np.zeros(size // 2)]) for x in (reference, estimate)
+    ]
+    per_frame = []
+    for start in range(0, padded[0].size - size + 1, hop):
+        spectra = [np.abs(np.fft.rfft(x[start : start + size] * window)) for x in padded]
+        term = np.log(spectra[0] ** 2 / (spectra[1] + eps) ** 2 + eps) ** 2
+        per_frame.append(np.sqrt(term.mean()))
+    return float(np.mean(per_frame))
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 48000])
+def test_lsd_matches_the_official_definition(rate: int) -> None:
+    generator = np.random.default_rng(rate)
+    reference = (
+        generator.standard_normal(rate)
+        * np.repeat(generator.random(10) > 0.3, rate // 10 + 1)[:rate]
+    )
+    for estimate in (
+        reference + 0.1 * generator.standard_normal(rate),
+        0.7 * reference,
+        np.convolve(reference, np.ones(8) / 8, "same"),
+    ):
+        assert lsd(estimate, reference, sample_rate=rate) == pytest.approx(
+            _official_lsd(reference, estimate, rate), rel=1e-9, abs=1e-9
+        )

@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 
-from sqa.checkpoint import read_manifest
 from sqa.errors import SqaError
 from sqa.fileio import read_rows, write_rows
 from sqa.metrics import get_metric_spec
@@ -107,6 +105,8 @@ def _rank(root: Path, ranking: Path, scores: Path | None = None) -> None:
 
 def _predict(folder: Path, count: int, predictions: Path) -> None:
     """Predict the metric vector of ``count`` files with the shipped predictor and print it."""
+    from sqa.checkpoint import read_manifest
+
     if DEFAULT_PREDICTOR not in read_manifest():
         print(f"(no '{DEFAULT_PREDICTOR}' shipped: prediction skipped)", file=sys.stderr)
         return
@@ -146,6 +146,8 @@ def main(argv: Sequence[str]) -> int:
     scores, ranking = output / "scores.jsonl", output / "ranking.csv"
     _score(system_folders, references, scores, options.jobs)
     _rank(ranking_root, output / "ranking_dnsmos.csv", scores)
+    from sqa.checkpoint import read_manifest
+
     learned = DEFAULT_RANKER in read_manifest()
     if not learned:
         print(f"(no '{DEFAULT_RANKER}' shipped: ranking.csv is ECS over DNSMOS)", file=sys.stderr)
@@ -181,6 +183,8 @@ def _report(
         cells[0] = f"{cells[0]} {intervals[cells[0]]}"
         print(f"{true_name:<16}" + "".join(f"{cell:<26}" for cell in cells))
     for label, order in orders.items():
+        from scipy.stats import kendalltau
+
         tau = kendalltau([truth.index(name) for name in order], range(len(order))).statistic
         print(f"Kendall tau vs the true order, {label}: {tau:.3f}")
     print(

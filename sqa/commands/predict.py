@@ -101,7 +101,7 @@ def choose_checkpoint(checkpoint: str | None) -> str:
 
 def load_predictor(name_or_path: str, device: str = "cpu") -> object:
     """Load a predictor checkpoint (file or release name) and check it is one."""
-    import sqa.predictors  # noqa: F401  (registers the model kind)
+    import sqa.predictors.model  # noqa: F401  (registers the model kind)
     from sqa.checkpoint import load_model
 
     model = load_model(name_or_path, device=device)
@@ -131,11 +131,11 @@ def write_metric_scps(folder: str | Path, rows: Sequence[dict], force: bool) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sqa predict``."""
+    arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
     from tqdm import tqdm
 
     from sqa.predictors.inference import PredictionSettings, prediction_rows
 
-    arguments = build_parser().parse_args(argv)
     check_writable(arguments.output, arguments.force)
     checkpoint = choose_checkpoint(arguments.checkpoint)
     if arguments.threads > 0:

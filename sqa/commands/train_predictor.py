@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 
 
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ssl-path", default="", help="local SSL model folder (SSL presets)")
     parser.add_argument("--metrics", help="comma-separated heads (default: the 22 Track-2 keys)")
     parser.add_argument("--lr", type=float, dest="learning_rate")
-    parser.add_argument("--warmup-steps", type=int)
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        help="linear lr warm-up (default 25000; a shorter run warms up over 10%% of its steps)",
+    )
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-seconds", type=float)
@@ -50,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device")
     parser.add_argument("--resume", help="training checkpoint to continue (e.g. RUN/last.pt)")
     parser.add_argument("--force", action="store_true", help="reuse an existing run folder")
+    add_path_argument(parser)
     return parser
 
 
@@ -108,9 +114,9 @@ def resolve_config(arguments: argparse.Namespace) -> object:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sqa train-predictor``."""
+    arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
     from sqa.predictors.train import train_predictor
 
-    arguments = build_parser().parse_args(argv)
     config = resolve_config(arguments)
     if not config.train:
         raise SqaError("no training data: give --train (or 'train' in --config)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import types
 
+from sqa.compat.optional import install_hint
 from sqa.errors import MissingDependencyError
 
 _MODE: str | None = None
@@ -73,7 +74,7 @@ def ensure_torchaudio() -> str:
     except ModuleNotFoundError as error:
         if error.name == "torchaudio":
             raise MissingDependencyError(
-                "torchaudio is not installed; install the metrics extra (make install)"
+                f"torchaudio is not installed; {install_hint('metrics', 'torchaudio')}"
             ) from None
         first_error: Exception = error
     except (OSError, ImportError, RuntimeError) as error:

@@ -3,11 +3,20 @@
 Files (one entry per line, ``<id> <value>``, ids unique and blank-free):
 
 * ``wav.scp``: ``<id> <path>`` (the path is the rest of the line; relative paths are resolved
-  against the directory). Kaldi's pipe form ``<id> <command> |`` is refused.
+  by :func:`sqa.data.records.resolve_path` against the directory). Besides audio files, Kaldi
+  archive entries ``foo.ark:1234`` (with the optional package ``kaldiio``) and sample ranges
+  ``rec.wav[a:b]`` are read (:mod:`sqa.kaldi_audio`). Kaldi's pipe form ``<id> <command> |`` is
+  refused: commands are never run.
+* ``segments`` (optional): ``<utt> <recording> <start> <end>`` in seconds. Then the records are
+  the segments: each reads only its part of the ``wav.scp`` recording (:mod:`sqa.data.segments`),
+  and every other file is keyed by ``<utt>``.
 * ``utt2sys``: ``<id> <system>``; without it every record's system is the directory's name.
-* ``utt2dur``: ``<id> <seconds>``.
+* ``utt2dur``: ``<id> <seconds>``. The writer lists every record (its ``duration``, else the
+  audio header), since the official URGENT 2026 ``collect_metrics.py`` needs each id in it.
 * ``<metric>.scp``: ``<id> <value>``, one file per metric (``nan``/empty = missing label).
-* ``metric.scp``: ``<id> {json}``, all metrics of one file as a JSON object.
+* ``metric.scp``: ``<id> {json}``, all metrics of one file as a JSON object (the official
+  ``collect_metrics.py`` would read it as a metric named ``metric``: leave ``metric_json`` off
+  for directories meant for it).
 * ``utt2sample`` / ``utt2src`` (written by this suite when needed): the ``sample_id`` when it
   differs from the Kaldi id, and the source ``utterance_id``.
 
@@ -21,9 +30,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from sqa import kaldi_audio
+from sqa.audio import audio_duration
 from sqa.data.records import (
     AudioRecord,
     check_identifier,
@@ -34,12 +46,14 @@ from sqa.data.records import (
     parse_float,
     resolve_path,
 )
-from sqa.errors import DataFormatError, SqaError
+from sqa.data.segments import segment_paths
+from sqa.errors import AudioError, DataFormatError, SqaError
 from sqa.fileio import atomic_open
 
 # .scp files of a Kaldi dir that are not metric columns.
 NON_METRIC_SCP = frozenset({"wav.scp", "metric.scp", "feats.scp", "cmvn.scp", "vad.scp"})
 JSON_METRICS_FILE = "metric.scp"
+SEGMENTS_FILE = "segments"
 
 
 def read_scp(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -72,54 +86,69 @@ def write_scp(path: str | os.PathLike[str], entries: Mapping[str, str]) -> Path:
     return Path(path)
 
 
+def _resolve_entry(value: str, directory: Path) -> str:
+    """Resolve a ``wav.scp`` value; for ``foo.ark:12`` or ``rec.wav[a:b]`` only the file part."""
+    literal = resolve_path(value, directory)
+    base, suffix = kaldi_audio.split_suffix(value)
+    if not suffix or os.path.exists(literal):
+        return literal
+    return resolve_path(base, directory) + suffix
+
+
 def _read_wav_scp(directory: Path) -> dict[str, str]:
     scp = directory / "wav.scp"
     if not scp.is_file():
         raise DataFormatError(f"{directory}: no wav.scp (not a Kaldi data directory)")
-    paths = read_scp(scp)
-    for identifier, value in paths.items():
-        if value.endswith("|"):
+    paths = {}
+    for identifier, value in read_scp(scp).items():
+        if kaldi_audio.is_pipe(value):
             raise DataFormatError(
-                f"{scp}: entry {identifier!r} is a command pipe; pipes are not supported, "
-                "list audio file paths"
+                f"{scp}: entry {identifier!r} is a command pipe; pipes are not supported (commands "
+                "are never run): write the audio to files and list their paths"
             )
-    return {identifier: resolve_path(value, directory) for identifier, value in paths.items()}
+        path = paths[identifier] = _resolve_entry(value, directory)
+        archive = kaldi_audio.split_suffix(value)[1].startswith(":")
+        if archive and not os.path.exists(path) and not kaldi_audio.kaldiio_available():
+            raise DataFormatError(
+                f"{scp}: entry {identifier!r} ({value}) is a Kaldi archive entry; "
+                f"{kaldi_audio.KALDIIO_HINT}"
+            )
+    return paths
 
 
-def _read_optional(directory: Path, name: str, known: Mapping[str, str]) -> dict[str, str]:
-    """Read an optional id-keyed file; ids absent from wav.scp are errors."""
+def _read_optional(
+    directory: Path, name: str, known: Mapping[str, str], listing: str = "wav.scp"
+) -> dict[str, str]:
+    """Read an optional id-keyed file; ids absent from the listing are errors."""
     path = directory / name
     if not path.is_file():
         return {}
     entries = read_scp(path)
     unknown = [identifier for identifier in entries if identifier not in known]
     if unknown:
-        raise DataFormatError(f"{path}: ids not in wav.scp: {', '.join(unknown[:5])}")
+        raise DataFormatError(f"{path}: ids not in {listing}: {', '.join(unknown[:5])}")
     return entries
 
 
-def _read_metrics(directory: Path, known: Mapping[str, str]) -> dict[str, dict[str, float]]:
+def _read_metrics(
+    directory: Path, known: Mapping[str, str], listing: str
+) -> dict[str, dict[str, float]]:
     """Merge ``metric.scp`` (JSON) and every ``<metric>.scp``; conflicting values are errors."""
     metrics: dict[str, dict[str, float]] = {identifier: {} for identifier in known}
-    for identifier, text in _read_optional(directory, JSON_METRICS_FILE, known).items():
+    json_file = directory / JSON_METRICS_FILE
+    for identifier, text in _read_optional(directory, JSON_METRICS_FILE, known, listing).items():
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise DataFormatError(
-                f"{directory / JSON_METRICS_FILE}: {identifier}: {error.msg}"
-            ) from None
+            raise DataFormatError(f"{json_file}: {identifier}: {error.msg}") from None
         if not isinstance(values, dict):
-            raise DataFormatError(
-                f"{directory / JSON_METRICS_FILE}: {identifier}: expected a JSON object"
-            )
-        metrics[identifier].update(
-            clean_metrics(values, f"{directory / JSON_METRICS_FILE}:{identifier}")
-        )
+            raise DataFormatError(f"{json_file}: {identifier}: expected a JSON object")
+        metrics[identifier].update(clean_metrics(values, f"{json_file}:{identifier}"))
     for path in sorted(directory.glob("*.scp")):
         if path.name in NON_METRIC_SCP:
             continue
         name = path.stem
-        for identifier, text in _read_optional(directory, path.name, known).items():
+        for identifier, text in _read_optional(directory, path.name, known, listing).items():
             value = parse_float(text, f"{path}:{identifier}")
             if math.isnan(value):
                 continue
@@ -132,39 +161,67 @@ def _read_metrics(directory: Path, known: Mapping[str, str]) -> dict[str, dict[s
     return metrics
 
 
+def _listing(folder: Path) -> tuple[dict[str, str], dict[str, float], str]:
+    """Id -> audio path, known lengths and the listing's name (``segments`` or ``wav.scp``)."""
+    paths = _read_wav_scp(folder)
+    source = folder / SEGMENTS_FILE
+    if not source.is_file():
+        return paths, {}, "wav.scp"
+    return (*segment_paths(source, read_scp(source), paths), SEGMENTS_FILE)
+
+
+def read_kaldi_entries(directory: str | os.PathLike[str]) -> list[tuple[str, AudioRecord]]:
+    """Read a Kaldi-style data directory as ``(Kaldi id, record)`` pairs.
+
+    The ids are those of ``wav.scp`` (of ``segments`` when there is one); other tools key their
+    outputs by them (VERSA results, for example).
+
+    Returns:
+        Pairs in ``wav.scp`` (``segments``) order.
+
+    Raises:
+        DataFormatError: Missing ``wav.scp``, pipes, archive entries without kaldiio, bad lines,
+            duplicate ids or keys, ids in side files that the listing lacks, non-numeric values
+            or bad segments.
+    """
+    folder = Path(directory)
+    paths, lengths, listing = _listing(folder)
+    side = {
+        name: _read_optional(folder, name, paths, listing)
+        for name in ("utt2sys", "utt2dur", "utt2sample", "utt2src")
+    }
+    metrics = _read_metrics(folder, paths, listing)
+    default_system = folder.resolve().name
+    entries = []
+    for identifier, path in paths.items():
+        duration = parse_float(
+            side["utt2dur"].get(identifier), f"{folder / 'utt2dur'}:{identifier}"
+        )
+        if math.isnan(duration):
+            duration = lengths.get(identifier, math.nan)
+        record = AudioRecord(
+            sample_id=side["utt2sample"].get(identifier, identifier),
+            system_id=side["utt2sys"].get(identifier, default_system),
+            path=path,
+            utterance_id=side["utt2src"].get(identifier),
+            duration=None if math.isnan(duration) else duration,
+            metrics=metrics[identifier],
+        )
+        entries.append((identifier, record))
+    check_unique([record for _, record in entries], str(folder))
+    return entries
+
+
 def read_kaldi_dir(directory: str | os.PathLike[str]) -> list[AudioRecord]:
     """Read a Kaldi-style data directory (see the module docstring for the files).
 
     Returns:
-        Records in ``wav.scp`` order.
+        Records in ``wav.scp`` order (``segments`` order when there is one).
 
     Raises:
-        DataFormatError: Missing ``wav.scp``, pipes, bad lines, duplicate ids or keys, ids in
-            side files that ``wav.scp`` lacks, or non-numeric values.
+        DataFormatError: As :func:`read_kaldi_entries`.
     """
-    folder = Path(directory)
-    paths = _read_wav_scp(folder)
-    systems = _read_optional(folder, "utt2sys", paths)
-    durations = _read_optional(folder, "utt2dur", paths)
-    samples = _read_optional(folder, "utt2sample", paths)
-    sources = _read_optional(folder, "utt2src", paths)
-    metrics = _read_metrics(folder, paths)
-    default_system = folder.resolve().name
-    records = []
-    for identifier, path in paths.items():
-        duration = parse_float(durations.get(identifier), f"{folder / 'utt2dur'}:{identifier}")
-        records.append(
-            AudioRecord(
-                sample_id=samples.get(identifier, identifier),
-                system_id=systems.get(identifier, default_system),
-                path=path,
-                utterance_id=sources.get(identifier),
-                duration=None if math.isnan(duration) else duration,
-                metrics=metrics[identifier],
-            )
-        )
-    check_unique(records, str(folder))
-    return records
+    return [record for _, record in read_kaldi_entries(directory)]
 
 
 def kaldi_ids(records: list[AudioRecord]) -> list[str]:
@@ -226,13 +283,36 @@ def _remove_stale_metric_files(folder: Path) -> None:
     for path in folder.glob("*.scp"):
         if path.name not in NON_METRIC_SCP or path.name == JSON_METRICS_FILE:
             path.unlink()
-    for name in ("utt2dur", "utt2sample", "utt2src"):
+    # A stale segments file would re-cut the new wav.scp entries.
+    for name in ("utt2dur", "utt2sample", "utt2src", SEGMENTS_FILE):
         (folder / name).unlink(missing_ok=True)
+
+
+def _durations(folder: Path, pairs: list[tuple[str, AudioRecord]]) -> dict[str, str]:
+    """``utt2dur`` values: each record's duration, else its audio's (warns about unreadable)."""
+    durations: dict[str, str] = {}
+    unknown: list[str] = []
+    for identifier, record in pairs:
+        seconds = record.duration
+        if seconds is None:
+            try:
+                seconds = audio_duration(record.path)
+            except AudioError:
+                unknown.append(identifier)
+                continue
+        durations[identifier] = repr(float(seconds))
+    if unknown:
+        warnings.warn(
+            f"{folder / 'utt2dur'}: no duration for {len(unknown)} id(s) whose audio cannot be "
+            f"read (e.g. {unknown[0]}); the official collect_metrics.py needs every id there",
+            stacklevel=4,
+        )
+    return durations
 
 
 def _write_side_files(folder: Path, ids: list[str], items: list[AudioRecord]) -> None:
     pairs = list(zip(ids, items, strict=True))
-    durations = {i: repr(float(r.duration)) for i, r in pairs if r.duration is not None}
+    durations = _durations(folder, pairs)
     if durations:
         write_scp(folder / "utt2dur", durations)
     if any(i != r.sample_id for i, r in pairs):

@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import scipy.stats
 
 from sqa.metrics.registry import get_metric_spec
 
@@ -26,6 +25,8 @@ def _metric_ranks(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     """Average ranks (1 = best) of one metric over N versions; NaNs share the worst ranks."""
     oriented = -values if higher_is_better else values.copy()
     oriented[np.isnan(oriented)] = np.inf
+    import scipy.stats  # imported on use: `sqa <command> --help` needs none
+
     return scipy.stats.rankdata(oriented, method="average")
 
 

@@ -24,8 +24,8 @@ class MetricSpec:
             computable here).
         needs_reference: Whether a clean reference signal is required.
         needs_weights: Name of the command-line option that supplies user weights, or ``None``.
-        extra: pyproject extra that provides it: ``"core"`` (base install), ``"metrics"``,
-            ``"metrics+distillmos"`` (plus the no-deps ``distillmos`` package) or ``"ssl"``;
+        extra: pyproject extra that provides it: ``"core"`` (base install), ``"metrics"``
+            (``pip install "sqa-suite[metrics]"``, which includes ``distillmos``) or ``"ssl"``;
             ``"label-only"`` for human labels or keys not computable here; ``"corpus"`` for
             corpus-level scores computed after the per-file metrics.
         description: One line for ``sqa score --list-metrics`` and the docs.
@@ -129,10 +129,13 @@ _SPECS: list[MetricSpec] = [
         "mcd",
         False,
         (0.0, None),
-        16000,
+        None,
         reference=True,
         extra="metrics",
-        description="mel-cepstral distortion in dB (WORLD envelope, order 24, alpha 0.41, DTW)",
+        description=(
+            "mel-cepstral distortion in dB, URGENT definition (native rate, LS gain, SPTK mcep "
+            "with c0, FastDTW)"
+        ),
     ),
     # Non-intrusive neural metrics shipped with installed packages.
     _spec(
@@ -180,7 +183,7 @@ _SPECS: list[MetricSpec] = [
         True,
         _MOS,
         16000,
-        extra="metrics+distillmos",
+        extra="metrics",
         description="Distill-MOS (distillmos package weights)",
     ),
     _spec(

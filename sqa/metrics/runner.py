@@ -6,6 +6,10 @@ models for every file. Results are appended to a journal (``<output>.partial``, 
 finished file after a header line describing the job); the final outputs are written atomically
 from the journal in input order, so an interrupted and resumed job yields exactly the same file
 as an uninterrupted one.
+
+A metric whose teacher package is missing is NaN on every file (reason in the errors log) while the
+others go on: the worker that first finds it unavailable attaches the reason to that file's entry,
+and :func:`run_tasks` prints it as one stderr line per metric backend, whatever ``jobs`` is.
 """
 
 from __future__ import annotations
@@ -43,12 +47,15 @@ class ScoreTask:
 
 
 _WORKER_SCORER: MetricScorer | None = None
+# Unavailable backends this process has already reported to the parent.
+_REPORTED: set[str] = set()
 
 
 def _initialise_worker(metric_names: list[str], options: ScoringOptions) -> None:
     """Build the per-process scorer (models then load lazily, once per process)."""
     global _WORKER_SCORER
     _WORKER_SCORER = MetricScorer(metric_names, options)
+    _REPORTED.clear()
     if _WORKER_SCORER.uses_torch:
         import torch
 
@@ -109,6 +116,21 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
         seconds={name: scorer.seconds[name] - before[name] for name in scorer.seconds},
         cpu_seconds={name: scorer.cpu_seconds[name] - before_cpu[name] for name in scorer.seconds},
     )
+    fresh = {name: why for name, why in scorer.unavailable.items() if name not in _REPORTED}
+    if fresh:
+        _REPORTED.update(fresh)
+        entry["unavailable"] = fresh  # popped by run_tasks, never written
+    return entry
+
+
+def _announce_unavailable(entry: dict[str, Any], announced: set[str]) -> dict[str, Any]:
+    """Print each newly unavailable backend of ``entry`` once on stderr; returns the entry."""
+    from tqdm import tqdm
+
+    for name, reason in entry.pop("unavailable", {}).items():
+        if name not in announced:
+            announced.add(name)
+            tqdm.write(f"sqa score: {reason}", file=sys.stderr)
     return entry
 
 
@@ -120,17 +142,30 @@ def run_tasks(
     jobs: int = 1,
     progress: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Score tasks in ``jobs`` processes (1: in this process), yielding entries as they finish."""
+    """Score tasks in ``jobs`` processes (1: in this process), yielding entries as they finish.
+
+    Args:
+        tasks: Files to score.
+        metric_names: Registry keys to compute.
+        options: Backend options.
+        jobs: Worker processes (1: score in this process).
+        progress: Show a tqdm bar on stderr.
+
+    Yields:
+        Journal entries (see :func:`score_task`), in completion order. A backend whose package is
+        missing is announced once on stderr (``sqa score: <metric> unavailable (NaN): ...``).
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit="file", file=sys.stderr, disable=not progress or not tasks)
+    announced: set[str] = set()
     try:
         if jobs <= 1:
             threads = _torch_threads() if MetricScorer(metric_names, options).uses_torch else None
             _initialise_worker(metric_names, options)
             try:
                 for task in tasks:
-                    yield score_task(task)
+                    yield _announce_unavailable(score_task(task), announced)
                     bar.update()
             finally:
                 if threads is not None:
@@ -142,7 +177,7 @@ def run_tasks(
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs, _initialise_worker, (metric_names, options)) as pool:
             for entry in pool.imap_unordered(score_task, tasks, chunksize=1):
-                yield entry
+                yield _announce_unavailable(entry, announced)
                 bar.update()
     finally:
         bar.close()

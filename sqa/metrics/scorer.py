@@ -3,8 +3,11 @@
 A *backend* is one computation that yields one or more registry keys (DNSMOS yields four, SIGMOS
 seven). :class:`MetricScorer` picks the backends needed for the requested keys, checks up front that
 required weights were given, and then scores files: a failing backend gives NaN for its keys plus a
-reason, never 0.0 and never an exception. Models live in per-process caches, so a worker process
-loads each model once and reuses it for every file.
+reason, never 0.0 and never an exception. A backend whose package cannot be imported (an
+``ImportError``, e.g. ``distillmos`` not installed) is *unavailable*: NaN for its keys on every
+file, with a reason that names the package to install, while the other metrics go on;
+:attr:`MetricScorer.unavailable` lists them so that the caller can say so once. Models live in
+per-process caches, so a worker process loads each model once and reuses it for every file.
 """
 
 from __future__ import annotations
@@ -15,13 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sqa.errors import (
-    AudioError,
-    CheckpointError,
-    MissingDependencyError,
-    MissingWeightsError,
-    SqaError,
-)
+from sqa.errors import AudioError, CheckpointError, MissingWeightsError, SqaError
 from sqa.metrics import adapters, speech_content
 from sqa.metrics.registry import get_metric_spec
 
@@ -52,6 +49,7 @@ class MetricBackend:
     needs_reference: bool
     compute: ComputeFunction
     weights_option: str | None = None
+    extra: str = "metrics"
 
 
 def _single(name: str, module: str, function: str) -> ComputeFunction:
@@ -160,7 +158,7 @@ BACKENDS: tuple[MetricBackend, ...] = (
     ),
     *[
         MetricBackend(
-            key, (key,), True, _weighted(function, f"--{key}-weights"), f"--{key}-weights"
+            key, (key,), True, _weighted(function, f"--{key}-weights"), f"--{key}-weights", "ssl"
         )
         for key, function in (
             ("sbert", speech_content.speech_bert_score),
@@ -194,6 +192,31 @@ def backends_for(metric_names: list[str], options: ScoringOptions) -> list[Metri
     return list(chosen.values())
 
 
+def unavailable_reason(backend: MetricBackend, error: ImportError) -> str:
+    """One line saying that ``backend`` cannot run and which package to install.
+
+    Args:
+        backend: The backend whose import failed.
+        error: The failure (a ``ModuleNotFoundError`` names the missing module).
+
+    Returns:
+        E.g. ``distill_mos unavailable (NaN): needs the Python package 'distillmos', which is not
+        installed; install it with: pip install "sqa-suite[metrics]" (or: pip install distillmos)``.
+    """
+    from sqa.compat.optional import install_hint, pip_name
+
+    package = None
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        package = pip_name(error.name)
+        detail = f"needs the Python package {package!r}, which is not installed"
+    else:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = f"{', '.join(backend.outputs)} unavailable (NaN): {detail}"
+    if "pip install" not in reason:
+        reason = f"{reason}; {install_hint(backend.extra, package)}"
+    return reason
+
+
 @dataclass
 class FileScore:
     """Metric values of one file plus the reasons for any NaN."""
@@ -212,6 +235,8 @@ class MetricScorer:
         self.seconds: dict[str, float] = dict.fromkeys((b.name for b in self.backends), 0.0)
         # CPU time too: on a shared machine wall time mostly measures the other processes.
         self.cpu_seconds: dict[str, float] = dict.fromkeys(self.seconds, 0.0)
+        # Backend name -> why it cannot run here (a package failed to import); filled lazily.
+        self.unavailable: dict[str, str] = {}
 
     @property
     def uses_torch(self) -> bool:
@@ -240,7 +265,9 @@ class MetricScorer:
         errors: dict[str, str] = {}
         for backend in self.backends:
             started, started_cpu = time.perf_counter(), time.process_time()
-            if backend.needs_reference and reference is None:
+            if backend.name in self.unavailable:
+                produced, reason = {}, self.unavailable[backend.name]
+            elif backend.needs_reference and reference is None:
                 produced, reason = {}, "no reference for this file"
             else:
                 produced, reason = self._run(backend, estimate, sample_rate, reference)
@@ -265,9 +292,13 @@ class MetricScorer:
     ) -> tuple[dict[str, float], str | None]:
         try:
             return backend.compute(estimate, reference, sample_rate, self.options), None
-        except (MissingDependencyError, MissingWeightsError, CheckpointError):
+        except (MissingWeightsError, CheckpointError):
             # Setup problems, not properties of this file: stop the job with a clear message.
             raise
+        except ImportError as error:  # includes MissingDependencyError
+            # A missing teacher package: this backend is NaN from now on, the others carry on.
+            self.unavailable[backend.name] = unavailable_reason(backend, error)
+            return {}, self.unavailable[backend.name]
         except AudioError as error:
             return {}, f"{type(error).__name__}: {error}"
         except Exception as error:  # a teacher failing on one file must not stop the job

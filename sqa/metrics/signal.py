@@ -118,15 +118,14 @@ def sdr(
     return float(np.clip(ratio, -clamp_db, clamp_db))
 
 
-def _power_spectrogram(signal: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    """Hann-windowed power spectrogram (frames, frame // 2 + 1); the signal is centre-padded."""
-    padded = np.pad(
-        signal, (frame // 2, frame // 2), mode="reflect" if signal.size > frame else "constant"
-    )
+def _magnitude_spectrogram(signal: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """Periodic-Hann magnitude spectrogram ``(frames, frame // 2 + 1)`` of a zero centre-padded
+    signal: ``librosa.stft(signal, n_fft=frame, hop_length=hop)`` (its defaults) in numpy."""
+    padded = np.pad(signal, (frame // 2, frame // 2), mode="constant")
     count = 1 + max(padded.size - frame, 0) // hop
     indices = np.arange(frame)[None, :] + hop * np.arange(count)[:, None]
     frames = padded[np.minimum(indices, padded.size - 1)] * np.hanning(frame + 1)[:-1]
-    return np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+    return np.abs(np.fft.rfft(frames, axis=-1))
 
 
 def lsd(
@@ -137,11 +136,14 @@ def lsd(
     frame_seconds: float = 0.032,
     hop_seconds: float = 0.016,
 ) -> float:
-    """Log-spectral distance (p = 2) after least-squares gain alignment of the estimate.
+    """Log-spectral distance (p = 2) as the URGENT 2024/2025 evaluation defines it.
 
-    ``LSD = mean_t sqrt(mean_f (ln P_ref(t, f) - ln P_est(t, f))^2)`` with power spectra from
-    32 ms Hann frames and a 16 ms hop; the estimate is first scaled by
-    ``<ref, est> / <est, est>`` so a pure gain difference costs nothing (as the URGENT scripts do).
+    The estimate is scaled by ``<ref, est> / (<est, est> + eps)`` (a pure gain costs nothing);
+    ``R``, ``E`` are magnitude spectra of 32 ms periodic-Hann frames, 16 ms hop, zero centre
+    padding (``int`` of the seconds times the rate, as the official ``lsd_metric``), and
+    ``LSD = mean_t sqrt(mean_f ln(R^2 / (E + eps)^2 + eps)^2)`` with ``eps = 1e-8``. Where the
+    reference has energy the estimate lacks (or digital silence faces noise) the log term is
+    large, exactly as in the challenge's numbers.
 
     Args:
         estimate: Enhanced signal (T,).
@@ -152,12 +154,18 @@ def lsd(
 
     Returns:
         LSD (natural-log units, 0 for identical signals, lower is better).
+
+    Example:
+        >>> import numpy as np
+        >>> signal = np.random.default_rng(0).standard_normal(16000)
+        >>> round(lsd(0.5 * signal, signal, sample_rate=16000), 6)
+        0.0
     """
     estimate, reference = align_pair(estimate, reference, sample_rate)
     estimate = estimate * np.dot(reference, estimate) / (np.dot(estimate, estimate) + EPSILON)
-    frame = round(frame_seconds * sample_rate)
-    hop = round(hop_seconds * sample_rate)
-    reference_power = _power_spectrogram(reference, frame, hop)
-    estimate_power = _power_spectrogram(estimate, frame, hop)
-    log_ratio = np.log(reference_power + EPSILON) - np.log(estimate_power + EPSILON)
+    frame = int(frame_seconds * sample_rate)
+    hop = int(hop_seconds * sample_rate)
+    reference_magnitude = _magnitude_spectrogram(reference, frame, hop)
+    estimate_magnitude = _magnitude_spectrogram(estimate, frame, hop)
+    log_ratio = np.log(reference_magnitude**2 / (estimate_magnitude + EPSILON) ** 2 + EPSILON)
     return float(np.mean(np.sqrt(np.mean(log_ratio**2, axis=-1))))

@@ -1,17 +1,14 @@
 """Uni-VERSA-Ext-style multi-metric predictor (issue 5): front ends, trunks, training, inference.
 
-Importing this package registers the ``"universa"`` model kind with :mod:`sqa.checkpoint`.
+The model names below are imported on first use (PEP 562), so that importing a sub-module such as
+:mod:`sqa.predictors.evaluation` (``sqa evaluate``) does not import torch; the ``"universa"``
+model kind reaches :mod:`sqa.checkpoint` through the ``sqa.models`` entry point, or by importing
+:mod:`sqa.predictors.model`.
 """
 
-from sqa.predictors.model import (
-    DEFAULT_METRIC_GROUPS,
-    MODEL_KIND,
-    PredictorOutput,
-    RangeActivation,
-    TrunkConfig,
-    UniVersa,
-    UniVersaConfig,
-)
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "DEFAULT_METRIC_GROUPS",
@@ -22,3 +19,11 @@ __all__ = [
     "UniVersa",
     "UniVersaConfig",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from sqa.predictors import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'sqa.predictors' has no attribute {name!r}")

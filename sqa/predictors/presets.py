@@ -12,15 +12,23 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqa.errors import SqaError
-from sqa.predictors.frontends import SslFrontEndConfig
-from sqa.predictors.model import TrunkConfig, UniVersaConfig
 
-COMPACT_TRUNK = TrunkConfig(
-    num_layers=2, num_heads=4, d_model=128, ffn_dim=256, dropout=0.1, positional_encoding=True
-)
+if TYPE_CHECKING:  # the config classes live beside their torch modules (nanoGPT style)
+    from sqa.predictors.model import TrunkConfig, UniVersaConfig
+
 PRESETS = ("paper", "baseline", "compact-mel", "compact-distillmos")
+
+
+def compact_trunk() -> TrunkConfig:
+    """The CPU-sized trunk of the ``compact-*`` presets (imported lazily: ``--help`` needs none)."""
+    from sqa.predictors.model import TrunkConfig
+
+    return TrunkConfig(
+        num_layers=2, num_heads=4, d_model=128, ffn_dim=256, dropout=0.1, positional_encoding=True
+    )
 
 
 def preset_config(
@@ -40,7 +48,12 @@ def preset_config(
         raise SqaError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
     if name in ("paper", "baseline") and not ssl_path:
         raise SqaError(f"preset {name!r} needs a local SSL model folder (--ssl-path)")
-    trunk = {"paper": TrunkConfig(), "baseline": TrunkConfig.baseline()}.get(name, COMPACT_TRUNK)
+    from sqa.predictors.frontends import SslFrontEndConfig
+    from sqa.predictors.model import TrunkConfig, UniVersaConfig
+
+    trunk = {"paper": TrunkConfig(), "baseline": TrunkConfig.baseline()}.get(
+        name
+    ) or compact_trunk()
     front_end = {"compact-mel": "mel", "compact-distillmos": "distillmos"}.get(name, "ssl")
     config = UniVersaConfig(front_end=front_end, trunk=trunk, ssl=SslFrontEndConfig(path=ssl_path))
     return replace(config, metrics=tuple(metrics)) if metrics else config

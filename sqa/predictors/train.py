@@ -4,8 +4,10 @@
   tables, read with :func:`sqa.data.load_records`; missing labels are NaN.
 * Loss: :func:`sqa.predictors.losses.masked_standardised_mse` with per-metric statistics of the
   training labels, stored in the model buffers (and so in every checkpoint).
-* AdamW with a linear warm-up (then constant), batches packed by padded duration, gradient
-  clipping; an update whose gradient norm is not finite is skipped (and counted).
+* AdamW with a linear warm-up (then constant; a run shorter than its warm-up warms up over 10 %
+  of its steps instead, see :mod:`sqa.predictors.schedule`), batches packed by padded duration,
+  gradient clipping; an update whose gradient norm is not finite is skipped (and counted).
+* A tqdm bar on stderr (rank 0) over the run's steps, with the last loss and the lr.
 * Validation every ``valid_every`` steps: utterance- and system-level MSE / LCC / SRCC / KTAU per
   metric (:func:`sqa.stats.track2_metrics`), appended to ``log.jsonl``; ``best.pt`` follows the
   declared criterion; ``last.pt`` holds everything needed to resume.
@@ -17,7 +19,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import warnings
@@ -41,6 +42,14 @@ from sqa.predictors.data import (
 from sqa.predictors.inference import PredictionSettings, record_durations
 from sqa.predictors.losses import label_statistics, masked_standardised_mse
 from sqa.predictors.model import MODEL_KIND, UniVersa, UniVersaConfig
+from sqa.predictors.run_support import TrainingLog, distributed_context
+from sqa.predictors.schedule import (
+    bar_postfix,
+    effective_warmup,
+    step_bar,
+    total_steps,
+    warmup_factor,
+)
 from sqa.predictors.validation import (
     criterion_direction,
     select_criterion,
@@ -59,7 +68,7 @@ class TrainConfig:
         output_dir: Run folder (checkpoints, ``log.jsonl``, ``config.yaml``).
         model: Predictor configuration.
         learning_rate: Peak AdamW learning rate (paper: 1e-3).
-        warmup_steps: Linear warm-up length (paper: 25 000).
+        warmup_steps: Linear warm-up length (paper: 25 000; scaled down for shorter runs).
         weight_decay: AdamW weight decay.
         max_steps: Stop after this many updates (0: no limit).
         epochs: Stop after this many passes over the data.
@@ -104,13 +113,6 @@ class TrainConfig:
     cache_frozen_features: bool = True
 
 
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Learning-rate multiplier: linear from 1/warmup to 1, then constant."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, (step + 1) / warmup_steps)
-
-
 def front_end_licence(config: UniVersaConfig) -> str:
     """Licence note of the pretrained front end stored in checkpoints and model cards."""
     if config.front_end == "distillmos":
@@ -120,21 +122,6 @@ def front_end_licence(config: UniVersaConfig) -> str:
     if config.front_end == "ssl":
         return f"see the licence of the SSL model in {config.ssl.path or 'its source folder'}"
     return "no pretrained weights"
-
-
-def distributed_context(device: str) -> tuple[int, int, str]:
-    """``(rank, world size, device)``; initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device
-    import torch.distributed as distributed
-
-    if not distributed.is_initialized():
-        distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    return distributed.get_rank(), world, device
 
 
 def _usable_training_records(records: list[AudioRecord], names: Sequence[str]) -> list[AudioRecord]:
@@ -172,6 +159,10 @@ class PredictorTrainer:
         self.valid_records = load_sources(config.valid) if config.valid else []
         self.weights = dict(config.metric_weights)
         self.loader = self._training_loader()
+        self.total_steps = total_steps(config.max_steps, config.epochs, len(self.loader))
+        self.warmup_steps = effective_warmup(
+            config.warmup_steps, self.total_steps, announce=self.rank == 0
+        )
         self.network = self._wrap(self.model)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -181,7 +172,7 @@ class PredictorTrainer:
             "step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "skipped": 0,
         }  # fmt: skip
         self.output = Path(config.output_dir)
-        self.writer: Any = None
+        self.log = TrainingLog(self.output, tensorboard=config.tensorboard, enabled=self.rank == 0)
         if resume:
             self._resume(resume)
 
@@ -265,32 +256,6 @@ class PredictorTrainer:
             training_state=training_state,
         )
 
-    def _log(self, row: dict[str, Any]) -> None:
-        if self.rank != 0:
-            return
-        self.output.mkdir(parents=True, exist_ok=True)
-        with open(self.output / "log.jsonl", "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(row, allow_nan=True) + "\n")
-        if self.config.tensorboard:
-            self._tensorboard(row)
-
-    def _tensorboard(self, row: dict[str, Any]) -> None:
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.output / "tensorboard"))
-        step = row["step"]
-        for key in ("train_loss", "lr", "skipped"):
-            if key in row:
-                self.writer.add_scalar(f"train/{key}", row[key], step)
-        validation = row.get("validation") or {}
-        if "loss" in validation:
-            self.writer.add_scalar("valid/loss", validation["loss"], step)
-        for metric, values in validation.get("metrics", {}).items():
-            for statistic, value in values.items():
-                self.writer.add_scalar(f"valid/{metric}/{statistic}", value, step)
-        self.writer.flush()
-
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> float:
         """One update; returns the loss (NaN for a skipped update)."""
         if batch is None:
@@ -301,7 +266,7 @@ class PredictorTrainer:
         waveform, lengths, labels = (item.to(self.device) for item in batch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate * warmup_factor(
-                self.state["step"], self.config.warmup_steps
+                self.state["step"], self.warmup_steps
             )
         output = self.network(waveform, lengths)
         loss, _ = masked_standardised_mse(
@@ -334,7 +299,7 @@ class PredictorTrainer:
             results = None
             if self.valid_records:
                 results = validate(self.model, self.valid_records, settings, self.weights)
-                self._log({"step": self.state["step"], "validation": results})
+                self.log.append({"step": self.state["step"], "validation": results})
                 self._update_best(results)
             self._save("last.pt", results, training=True)
         if self.world > 1:
@@ -357,26 +322,18 @@ class PredictorTrainer:
 
         if self.rank == 0:
             write_run_metadata(self.output, self.config)
-        config, state = self.config, self.state
+        state = self.state
         self.network.train()
         running: list[float] = []
-        while state["epoch"] < config.epochs and not self._finished():
-            self.sampler.epoch = state["epoch"]
-            for index, batch in enumerate(self.loader):
-                if index < state["batch_in_epoch"]:
-                    continue  # resumed mid-epoch: these batches were already used
-                running.append(self._step(batch))
-                state["step"] += 1
-                state["batch_in_epoch"] = index + 1
-                if state["step"] % config.valid_every == 0:
-                    self._log_training(running)
-                    running = []
-                    self._validate_and_save()
-                if self._finished():
-                    break
-            if not self._finished():
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
+        bar = step_bar(self.total_steps, state["step"], enabled=self.rank == 0)
+        try:
+            while state["epoch"] < self.config.epochs and not self._finished():
+                running = self._train_epoch(running, bar)
+                if not self._finished():
+                    state["epoch"] += 1
+                    state["batch_in_epoch"] = 0
+        finally:
+            bar.close()
         if running or state["step"] == 0:
             self._log_training(running)
             self._validate_and_save()
@@ -389,12 +346,34 @@ class PredictorTrainer:
             "rank": self.rank,
         }
 
+    def _train_epoch(self, running: list[float], bar: Any) -> list[float]:
+        """The rest of the current epoch; returns the losses not yet logged."""
+        state = self.state
+        self.sampler.epoch = state["epoch"]
+        for index, batch in enumerate(self.loader):
+            if index < state["batch_in_epoch"]:
+                continue  # resumed mid-epoch: these batches were already used
+            running.append(self._step(batch))
+            state["step"] += 1
+            state["batch_in_epoch"] = index + 1
+            bar.set_postfix(
+                bar_postfix(running[-1], self.optimizer.param_groups[0]["lr"]), refresh=False
+            )
+            bar.update()
+            if state["step"] % self.config.valid_every == 0:
+                self._log_training(running)
+                running = []
+                self._validate_and_save()
+            if self._finished():
+                break
+        return running
+
     def _finished(self) -> bool:
         return bool(self.config.max_steps) and self.state["step"] >= self.config.max_steps
 
     def _log_training(self, losses: list[float]) -> None:
         finite = [value for value in losses if math.isfinite(value)]
-        self._log(
+        self.log.append(
             {
                 "step": self.state["step"],
                 "epoch": self.state["epoch"],

@@ -1,0 +1,78 @@
+"""`sqa train-predictor`: warm-up scaled to short runs, and a step progress bar on stderr."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sqa.audio import save_audio
+from sqa.data import write_track2_jsonl
+from sqa.data.records import AudioRecord
+from sqa.predictors import TrunkConfig, UniVersaConfig
+from sqa.predictors.schedule import bar_postfix, effective_warmup, total_steps, warmup_factor
+from sqa.predictors.train import PredictorTrainer, TrainConfig
+from sqa.synthetic import speech_like
+
+TINY = TrunkConfig(num_layers=1, num_heads=2, d_model=16, ffn_dim=32, dropout=0.0)
+
+
+def test_total_steps_and_warmup_scaling() -> None:
+    assert total_steps(0, 3, 7) == 21
+    assert total_steps(30, 1000, 4) == 30
+    assert total_steps(100, 2, 4) == 8
+    assert effective_warmup(25000, 30, announce=False) == 3  # 10 % of a 30-step run
+    assert effective_warmup(25000, 4, announce=False) == 1  # never below one step
+    assert effective_warmup(5, 60, announce=False) == 5  # long enough: unchanged
+    assert effective_warmup(0, 10, announce=False) == 0
+    assert [warmup_factor(step, 3) for step in range(4)] == pytest.approx([1 / 3, 2 / 3, 1, 1])
+    assert bar_postfix(float("nan"), 1e-3) == {"loss": "skipped", "lr": "1.00e-03"}
+
+
+def _tiny_data(folder: Path) -> Path:
+    records = []
+    for index in range(2):
+        clean = speech_like(0.5, seed=index)
+        noisy = clean + np.random.default_rng(index).normal(0, 0.05 * (index + 1), clean.shape)
+        path = save_audio(folder / f"u{index}.wav", np.clip(noisy, -1, 1), 16000)
+        records.append(AudioRecord(f"u{index}", "sys", str(path), metrics={"mos": 2.0 + index}))
+    return write_track2_jsonl(folder / "data.jsonl", records)
+
+
+@pytest.fixture()
+def restore_threads() -> Iterator[None]:
+    """The run sets one torch thread (fast on a busy machine); give the others theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_short_run_scales_warmup_and_shows_a_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_threads: None
+) -> None:
+    config = TrainConfig(
+        train=(str(_tiny_data(tmp_path)),), output_dir=str(tmp_path / "run"),
+        model=UniVersaConfig(front_end="mel", trunk=TINY, metrics=("mos",)),
+        learning_rate=1e-3, max_steps=20, epochs=1000, batch_seconds=4.0, valid_every=1000,
+        num_threads=1,
+    )  # fmt: skip
+    assert config.warmup_steps == 25000  # the paper's default, far longer than this run
+    trainer = PredictorTrainer(config)
+    assert (trainer.total_steps, trainer.warmup_steps) == (20, 2)
+    applied: list[float] = []
+    step = trainer.optimizer.step
+
+    def recording_step(*arguments: object, **keywords: object) -> object:
+        applied.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*arguments, **keywords)
+
+    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    assert trainer.run()["step"] == 20
+    assert applied == pytest.approx([5e-4] + [1e-3] * 19)
+    error = capsys.readouterr().err
+    assert "fewer than the warm-up of 25000; warming up over 2 steps (10% of the run)" in error
+    assert "sqa train-predictor" in error and "20/20" in error
+    assert "lr=1.00e-03" in error and "loss=" in error
