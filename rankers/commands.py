@@ -52,7 +52,7 @@ def build_rank_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--root",
         metavar="DIR",
-        help="folder whose sub-folders are systems (folders named _* are references, not ranked)",
+        help="folder whose sub-folders are systems (a _reference folder is skipped)",
     )
     source.add_argument(
         "--data",
@@ -241,7 +241,7 @@ def _homologous(arguments: argparse.Namespace) -> Any:
     else:
         exclude = [arguments.ref_dir] if arguments.ref_dir else []
         folders = (
-            discover_systems(arguments.root, exclude=exclude)
+            discover_systems(arguments.root, exclude=exclude, skip_references=True)
             if arguments.root
             else systems_from_paths(arguments.systems)
         )

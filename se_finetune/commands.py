@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -230,7 +229,7 @@ def simulate_main(argv: Sequence[str]) -> int:
         )
     write_rows(manifest, rows, force=True)
     print(
-        json.dumps({"pairs": len(rows), "mix": summarise_mix([p for p in rows])}), file=sys.stderr
+        dumps_json({"pairs": len(rows), "mix": summarise_mix([p for p in rows])}), file=sys.stderr
     )
     return 0
 

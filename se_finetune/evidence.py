@@ -27,6 +27,7 @@ from se_finetune.finetune import FinetuneConfig, Finetuner, LossWeights, write_s
 from se_finetune.guard import GuardConfig
 from se_finetune.simulate import SimulationConfig
 from sqa.checkpoint import load_model
+from sqa.fileio import dumps_json
 
 METRICS = ("sdr", "pesq", "estoi", "lsd", "dnsmos_ovrl")
 # name -> (λ_spec, λ_score, λ_feat, λ_reg, real_ratio, learning-rate multiplier)
@@ -146,7 +147,7 @@ def table(arguments: argparse.Namespace) -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n"
     (work / "table.md").write_text(text)
-    (work / "table.json").write_text(json.dumps({"rows": rows, "notes": notes}, indent=2))
+    (work / "table.json").write_text(dumps_json({"rows": rows, "notes": notes}, indent=2))
     print(text)
 
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from sqa.audio import load_audio, save_audio
 from sqa.commands.options import add_path_argument
+from sqa.data.records import listed_path
 from sqa.errors import SqaError
 from sqa.fileio import write_rows
 
@@ -139,6 +140,9 @@ def simulate_systems_main(argv: Sequence[str]) -> int:
         rows += utterance_rows
         progress.update()
     progress.close()
+    for row in rows:  # spelled by the path rule (--paths) in this process, not in the workers
+        for key in ("audio_path", "reference"):
+            row[key] = listed_path(row[key], arguments.output)
     write_rows(arguments.output / "systems.jsonl", rows, force=True)
     systems = sorted({row["system_id"] for row in rows})
     print(

@@ -9,7 +9,6 @@ disk, listed in the manifest with the same seed and readable at the requested ra
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -35,7 +34,7 @@ from se_finetune.tts import synthesize as synthesize_voice
 from se_finetune.tts_text import make_text
 from sqa.audio import save_audio
 from sqa.errors import DataFormatError, SqaError
-from sqa.fileio import read_jsonl, write_rows
+from sqa.fileio import dumps_json, read_jsonl, write_rows
 
 MIN_SECONDS, MAX_SECONDS = 2.0, 6.0
 # A text outside MIN..MAX seconds is redrawn this many times in all, rescaled to the middle.
@@ -301,5 +300,5 @@ def main(argv: Sequence[str]) -> int:
         "wall_s": round(time.monotonic() - started, 1),
         "manifest": str(arguments.output / MANIFEST),
     }
-    print(json.dumps(summary), file=sys.stderr)
+    print(dumps_json(summary), file=sys.stderr)
     return 0

@@ -82,6 +82,8 @@ def _resolve(name: str) -> Callable[[Sequence[str]], int] | None:
 
 def run_command(name: str, function: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
     """Run a subcommand, turning user errors into one line on stderr and exit code 2."""
+    from sqa.data.records import set_path_rule
+
     try:
         return int(function(list(argv)) or 0)
     except SqaError as error:
@@ -93,6 +95,8 @@ def run_command(name: str, function: Callable[[Sequence[str]], int], argv: Seque
     except KeyboardInterrupt:
         print(f"sqa {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        set_path_rule("auto")  # --paths holds for one command, not for the rest of the process
 
 
 def build_parser() -> argparse.ArgumentParser:

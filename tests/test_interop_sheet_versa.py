@@ -70,8 +70,8 @@ def test_sheet_training_csv_averages_ratings_per_file(tmp_path: Path) -> None:
         ("sys64e2f", "utt9c1"),
         ("sys7a1b0", "utt01"),
     ]
-    assert records[0].metrics == {"mos": 3.0, "listeners": 3.0}
-    assert records[1].metrics == {"mos": 4.5, "listeners": 1.0}  # one listener, two ratings
+    assert records[0].metrics == {"mos": 3.0} and records[0].listeners == 3
+    assert records[1].metrics == {"mos": 4.5} and records[1].listeners == 1  # two ratings
     assert records[0].path == str(tmp_path / "wav" / "sys64e2f-utt9c1.wav")
     again = load_records(write_track2_jsonl(tmp_path / "data.jsonl", records))
     assert again == records

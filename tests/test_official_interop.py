@@ -419,3 +419,90 @@ def test_official_urgentpk_split_with_tt_overlapping_tr_is_accepted(tmp_path: Pa
     split.write_text(json.dumps({"tr": ids[:4], "cv": ids[3:]}))
     with pytest.raises(DataFormatError, match="in both 'tr' and 'cv'"):
         read_split(split)
+
+
+def test_rank_reads_an_official_track2_listing_and_flags_a_foreign_system(tmp_path: Path) -> None:
+    # Official Track-2 lists name files uniquely per system and carry no utterance_id.
+    write_system_folders(
+        tmp_path / "db", {"s1": 30.0, "s2": 10.0, "s3": 0.0}, 3, duration=0.3, sample_rate=RATE
+    )
+    rows, scores = [], []
+    for system, quality in (("s1", 4.0), ("s2", 3.0), ("s3", 2.0)):
+        for index in range(3):
+            sample = f"urgent25_{system}_x_fileid{index}"
+            audio = str(tmp_path / "db" / system / f"utt{index:03d}.wav")
+            rows.append({"audio_path": audio, "system_id": system, "sample_id": sample})
+            scores.append({"system_id": system, "sample_id": sample, "metrics": {"q": quality}})
+    listing = _write_jsonl(tmp_path / "data.jsonl", rows)
+    table = _write_jsonl(tmp_path / "q.jsonl", scores)
+    output = tmp_path / "ranking.jsonl"
+    arguments = [
+        "rank",
+        "--data",
+        str(listing),
+        "--scores",
+        str(table),
+        "--score-column",
+        "q",
+        "--bootstrap",
+        "10",
+        "--output",
+        str(output),
+    ]
+    assert sqa_main(arguments) == 0
+    assert _ranked_systems(output) == ["s1", "s2", "s3"]
+    from sqa.data.folders import homologous_from_records
+    from sqa.data.records import AudioRecord
+
+    records = [AudioRecord(f"u{i}", s, "x.wav") for s in ("a", "b") for i in range(10)]
+    records += [AudioRecord(f"other{i}", "c", "x.wav") for i in range(8)] + [
+        AudioRecord(f"u{i}", "c", "x.wav") for i in range(2)
+    ]
+    with pytest.warns(UserWarning) as caught:
+        homologous_from_records(records)
+    flagged = [str(w.message) for w in caught if "homologous" in str(w.message)]
+    assert len(flagged) == 1 and "system 'c' shares only 2 of its 10" in flagged[0]
+
+
+def test_official_mode_reads_zips_and_tab_separated_scp(tmp_path: Path) -> None:
+    reference = _references(tmp_path, LABELS)
+    lines = "".join(f"{k}\t{v + 0.1 * (i % 3)}\n" for i, (k, v) in enumerate(LABELS.items()))
+    scp = tmp_path / "mos.scp"
+    scp.write_text(lines)
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as stream:
+        stream.writestr("mos.scp", lines)
+        stream.writestr("README.yaml", "team: t\n")
+    reports = []
+    for predictions in (scp, archive):
+        output = tmp_path / f"{predictions.suffix[1:]}.json"
+        assert (
+            evaluate.main(
+                [
+                    "--pred",
+                    str(predictions),
+                    "--ref",
+                    str(reference),
+                    "--official",
+                    "--output",
+                    str(output),
+                ]
+            )
+            == 0
+        )
+        reports.append(json.loads(output.read_text())["metrics"]["mos"])
+    assert reports[0] == reports[1] and reports[0]["count"] == len(LABELS)
+    with pytest.raises(Exception, match="one metric"):
+        evaluate.main(
+            [
+                "--pred",
+                str(scp),
+                "--ref",
+                str(reference),
+                "--official",
+                "--metric",
+                "mos",
+                "--metric",
+                "pesq",
+            ]
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +77,7 @@ def test_short_run_scales_warmup_and_shows_a_bar(
     assert "fewer than the warm-up of 25000; warming up over 2 steps (10% of the run)" in error
     assert "sqa train-predictor" in error and "20/20" in error
     assert "lr=1.00e-03" in error and "loss=" in error
+    logged = [
+        json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    ]
+    assert {row["warmup_steps"] for row in logged if "train_loss" in row} == {2}  # in the log

@@ -155,99 +155,107 @@ rankers=${EVAL_RANKERS:-ranker_distillmos_real ranker_distillmos_all ranker_cach
 predictors=${EVAL_PREDICTORS:-predictor predictor_all}
 human=$data/human/m1_codec_mushra
 evaluation=$work/evaluation
+ratings() { tail -n +2 "$human/ratings.csv" | tr -d '\r'; }  # the file has CRLF line ends
+part() { [[ " ${EVAL_PARTS:-a b c} " == *" $1 "* ]]; }  # EVAL_PARTS="c" runs only part (c)
 model_file() { if [ -f "$work/$1/best.pt" ]; then echo "$work/$1/best.pt"; else echo "$1"; fi; }
 if run 8; then
   mkdir -p "$evaluation"
-  # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv), used as
-  # "ratings" per file so that `sqa agreement` scores within-utterance ladder pairs too
-  "$sqa" score --systems "$work/sim_test/systems" --ref-dir "$work/sim_test/clean" \
-    --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume --output "$work/labels_test.jsonl"
-  sed -n 's/^{"system_id": "\([^"]*\)", "sample_id": "\([^"]*\)".*/\1,\2/p' \
-    "$work/sim_test/systems.jsonl" > "$evaluation/test_files.csv"
-  for ladder in snr mp3; do
-    awk -F, 'NR == FNR { if (FNR > 1) order[$1] = $2; next }
-      FNR == 1 { print "sample_id,system_id,utterance_id,mos" }
-      ($1 in order) { print $2 "," $1 "," $2 "," order[$1] }' \
-      "$here/ladders/$ladder.csv" "$evaluation/test_files.csv" > "$evaluation/test_ladder_$ladder.csv"
-  done
-  test_scores=()
-  for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
-    "$sqa" rank --root "$work/sim_test/systems" --scores "$work/labels_test.jsonl" \
-      --score-column "$peer" --force --output "$evaluation/test_ecs_$peer.csv" \
-      --per-file "$evaluation/test_ecs_${peer}_files.csv"
-    test_scores+=(--scores "$work/labels_test.jsonl:$peer:$peer" \
-      --scores "$evaluation/test_ecs_${peer}_files.csv:score:ECS over $peer")
-  done
-  for ranker in $rankers; do
-    "$sqa" rank --root "$work/sim_test/systems" --ranker "$(model_file "$ranker")" --force \
-      --output "$evaluation/test_$ranker.csv" --per-file "$evaluation/test_${ranker}_files.csv"
-    test_scores+=(--scores "$evaluation/test_${ranker}_files.csv:score:$ranker")
-  done
-  for predictor in $predictors; do
-    "$sqa" predict --checkpoint "$(model_file "$predictor")" --data "$work/labels_test.jsonl" \
-      --output "$evaluation/test_$predictor.jsonl" --force
-    "$sqa" evaluate --pred "$evaluation/test_$predictor.jsonl" --ref "$work/labels_test.jsonl" \
-      --output "$evaluation/test_$predictor.json" --force
-    # its overall head as a per-file score and as ECS input, like the teachers above
-    "$sqa" rank --root "$work/sim_test/systems" --scores "$evaluation/test_$predictor.jsonl" \
-      --score-column distill_mos --force --output "$evaluation/test_ecs_$predictor.csv" \
-      --per-file "$evaluation/test_ecs_${predictor}_files.csv"
-    test_scores+=(--scores "$evaluation/test_$predictor.jsonl:distill_mos:$predictor distill_mos" \
-      --scores "$evaluation/test_ecs_${predictor}_files.csv:score:ECS over $predictor")
-  done
-  for ladder in snr mp3; do
-    "$sqa" agreement --human "$evaluation/test_ladder_$ladder.csv" --human-column mos \
-      "${test_scores[@]}" --output "$evaluation/test_ladder_$ladder.json" --force
-  done
-  # (b) human-rated development set (codec MUSHRA): folders <system>/<utterance>.wav for ranking
-  tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ system utterance path _; do
-    link "$human/$path" "$work/dev/systems/$system"
-    mv -f "$work/dev/systems/$system/$(basename "$path")" "$work/dev/systems/$system/$utterance.wav"
-  done
-  { echo "sample_id,system_id,utterance_id,path"
-    tail -n +2 "$human/ratings.csv" | while IFS=, read -r sample system utterance path _; do
-      echo "$sample,$system,$utterance,$(realpath "$human/$path")"; done; } > "$work/dev/dev.csv"
-  # non-intrusive teachers only (the listening test rated the codecs without a reference score)
-  "$sqa" score --data "$work/dev/dev.csv" --metrics dnsmos_sig,dnsmos_bak,dnsmos_ovrl,dnsmos_p808,plcmos,distill_mos --dnsmos-mode full --resume \
-    --output "$work/dev/teachers.jsonl"
-  scores=()
-  for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
-    "$sqa" rank --root "$work/dev/systems" --scores "$work/dev/teachers.jsonl" --score-column "$peer" \
-      --output "$evaluation/dev_ecs_$peer.csv" --per-file "$evaluation/dev_ecs_${peer}_files.csv" --force
-    scores+=(--scores "$work/dev/teachers.jsonl:$peer:$peer" \
-      --scores "$evaluation/dev_ecs_${peer}_files.csv:score:ECS over $peer")
-  done
-  for ranker in $rankers; do
-    "$sqa" rank --root "$work/dev/systems" --ranker "$(model_file "$ranker")" --force \
-      --output "$evaluation/dev_$ranker.csv" --per-file "$evaluation/dev_${ranker}_files.csv"
-    scores+=(--scores "$evaluation/dev_${ranker}_files.csv:score:$ranker")
-  done
-  for predictor in $predictors; do
-    "$sqa" predict --checkpoint "$(model_file "$predictor")" --dir "$work/dev/systems" \
-      --output "$evaluation/dev_$predictor.jsonl" --force
-    for head in dnsmos_ovrl distill_mos pesq; do
-      scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")
+  if part a; then
+    # (a) simulated test split: 18 systems, two ladders of known order (ladders/*.csv), used as
+    # "ratings" per file so that `sqa agreement` scores within-utterance ladder pairs too
+    "$sqa" score --systems "$work/sim_test/systems" --ref-dir "$work/sim_test/clean" \
+      --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume --output "$work/labels_test.jsonl"
+    sed -n 's/^{"system_id": "\([^"]*\)", "sample_id": "\([^"]*\)".*/\1,\2/p' \
+      "$work/sim_test/systems.jsonl" > "$evaluation/test_files.csv"
+    for ladder in snr mp3; do
+      awk -F, 'NR == FNR { if (FNR > 1) order[$1] = $2; next }
+        FNR == 1 { print "sample_id,system_id,utterance_id,mos" }
+        ($1 in order) { print $2 "," $1 "," $2 "," order[$1] }' \
+        "$here/ladders/$ladder.csv" "$evaluation/test_files.csv" > "$evaluation/test_ladder_$ladder.csv"
     done
-    "$sqa" rank --root "$work/dev/systems" --scores "$evaluation/dev_$predictor.jsonl" \
-      --score-column distill_mos --force --output "$evaluation/dev_ecs_$predictor.csv" \
-      --per-file "$evaluation/dev_ecs_${predictor}_files.csv"
-    scores+=(--scores "$evaluation/dev_ecs_${predictor}_files.csv:score:ECS over $predictor")
-  done
-  "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
-  # (c) restorers before/after: held-out simulated speech, and real speakers (the development
-  # set's 16 clean references) degraded with the test noises and rooms
-  mkdir -p "$work/dev/references"
-  tail -n +2 "$human/ratings.csv" | while IFS=, read -r _ _ utterance _ _ _ reference; do
-    ln -sf "$(realpath "$human/$reference")" "$work/dev/references/$utterance.wav"; done
-  for set in "restore_test speech_test 300000 20" "restore_real ../dev/references 400000 16"; do
-    read -r name speech seed count <<< "$set"
-    "$sqa" simulate-systems --speech "$work/pools/$speech" --noise "$work/pools/noise_test" \
-      --rir "$work/pools/rir_test" --systems "$here/systems_restorer.yaml" \
-      --output "$work/$name" --count "$count" --seed "$seed" --duration 4 --jobs "$jobs"
-    "$sqa" score --systems "$work/$name/systems" --ref-dir "$work/$name/clean" \
-      --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume \
-      --output "$evaluation/$name.jsonl"
-  done
+    test_scores=()
+    for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
+      "$sqa" rank --root "$work/sim_test/systems" --scores "$work/labels_test.jsonl" \
+        --score-column "$peer" --force --output "$evaluation/test_ecs_$peer.csv" \
+        --per-file "$evaluation/test_ecs_${peer}_files.csv"
+      test_scores+=(--scores "$work/labels_test.jsonl:$peer:$peer" \
+        --scores "$evaluation/test_ecs_${peer}_files.csv:score:ECS over $peer")
+    done
+    for ranker in $rankers; do
+      "$sqa" rank --root "$work/sim_test/systems" --ranker "$(model_file "$ranker")" --force \
+        --output "$evaluation/test_$ranker.csv" --per-file "$evaluation/test_${ranker}_files.csv"
+      test_scores+=(--scores "$evaluation/test_${ranker}_files.csv:score:$ranker")
+    done
+    for predictor in $predictors; do
+      "$sqa" predict --checkpoint "$(model_file "$predictor")" --data "$work/labels_test.jsonl" \
+        --output "$evaluation/test_$predictor.jsonl" --force
+      "$sqa" evaluate --pred "$evaluation/test_$predictor.jsonl" --ref "$work/labels_test.jsonl" \
+        --output "$evaluation/test_$predictor.json" --force
+      # its overall head as a per-file score and as ECS input, like the teachers above
+      "$sqa" rank --root "$work/sim_test/systems" --scores "$evaluation/test_$predictor.jsonl" \
+        --score-column distill_mos --force --output "$evaluation/test_ecs_$predictor.csv" \
+        --per-file "$evaluation/test_ecs_${predictor}_files.csv"
+      test_scores+=(--scores "$evaluation/test_$predictor.jsonl:distill_mos:$predictor distill_mos" \
+        --scores "$evaluation/test_ecs_${predictor}_files.csv:score:ECS over $predictor")
+    done
+    for ladder in snr mp3; do
+      "$sqa" agreement --human "$evaluation/test_ladder_$ladder.csv" --human-column mos \
+        "${test_scores[@]}" --output "$evaluation/test_ladder_$ladder.json" --force
+    done
+  fi
+  if part b; then
+    # (b) human-rated development set (codec MUSHRA): folders <system>/<utterance>.wav for ranking
+    ratings | while IFS=, read -r _ system utterance path _; do
+      link "$human/$path" "$work/dev/systems/$system"
+      mv -f "$work/dev/systems/$system/$(basename "$path")" "$work/dev/systems/$system/$utterance.wav"
+    done
+    { echo "sample_id,system_id,utterance_id,path"
+      ratings | while IFS=, read -r sample system utterance path _; do
+        echo "$sample,$system,$utterance,$(realpath "$human/$path")"; done; } > "$work/dev/dev.csv"
+    # non-intrusive teachers only (the listening test rated the codecs without a reference score)
+    "$sqa" score --data "$work/dev/dev.csv" --metrics dnsmos_sig,dnsmos_bak,dnsmos_ovrl,dnsmos_p808,plcmos,distill_mos --dnsmos-mode full --resume \
+      --output "$work/dev/teachers.jsonl"
+    scores=()
+    for peer in dnsmos_ovrl dnsmos_p808 distill_mos; do
+      "$sqa" rank --root "$work/dev/systems" --scores "$work/dev/teachers.jsonl" --score-column "$peer" \
+        --output "$evaluation/dev_ecs_$peer.csv" --per-file "$evaluation/dev_ecs_${peer}_files.csv" --force
+      scores+=(--scores "$work/dev/teachers.jsonl:$peer:$peer" \
+        --scores "$evaluation/dev_ecs_${peer}_files.csv:score:ECS over $peer")
+    done
+    for ranker in $rankers; do
+      "$sqa" rank --root "$work/dev/systems" --ranker "$(model_file "$ranker")" --force \
+        --output "$evaluation/dev_$ranker.csv" --per-file "$evaluation/dev_${ranker}_files.csv"
+      scores+=(--scores "$evaluation/dev_${ranker}_files.csv:score:$ranker")
+    done
+    for predictor in $predictors; do
+      "$sqa" predict --checkpoint "$(model_file "$predictor")" --dir "$work/dev/systems" \
+        --output "$evaluation/dev_$predictor.jsonl" --force
+      for head in dnsmos_ovrl distill_mos pesq; do
+        scores+=(--scores "$evaluation/dev_$predictor.jsonl:$head:$predictor $head")
+      done
+      "$sqa" rank --root "$work/dev/systems" --scores "$evaluation/dev_$predictor.jsonl" \
+        --score-column distill_mos --force --output "$evaluation/dev_ecs_$predictor.csv" \
+        --per-file "$evaluation/dev_ecs_${predictor}_files.csv"
+      scores+=(--scores "$evaluation/dev_ecs_${predictor}_files.csv:score:ECS over $predictor")
+    done
+    "$sqa" agreement --human "$human/ratings.csv" "${scores[@]}" --output "$evaluation/dev.json" --force
+  fi
+  if part c; then
+    # (c) restorers before/after: held-out simulated speech, and real speakers (the development
+    # set's 16 clean references) degraded with the test noises and rooms
+    mkdir -p "$work/dev/references"
+    ratings | while IFS=, read -r _ _ utterance _ _ _ reference; do
+      ln -sf "$(realpath "$human/$reference")" "$work/dev/references/$utterance.wav"; done
+    for set in "restore_test speech_test 300000 20" "restore_real ../dev/references 400000 16"; do
+      read -r name speech seed count <<< "$set"
+      "$sqa" simulate-systems --speech "$work/pools/$speech" --noise "$work/pools/noise_test" \
+        --rir "$work/pools/rir_test" --systems "$here/systems_restorer.yaml" \
+        --output "$work/$name" --count "$count" --seed "$seed" --duration 4 --jobs "$jobs"
+      "$sqa" score --systems "$work/$name/systems" --ref-dir "$work/$name/clean" \
+        --metrics "$metrics" --dnsmos-mode fast --jobs "$jobs" --resume \
+        --output "$evaluation/$name.jsonl"
+    done
+  fi
 fi
 # Release: the variants chosen on the development set (README.md, "Choices"), fp16 storage.
 if run 9; then

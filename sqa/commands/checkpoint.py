@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqa.errors import SqaError
+from sqa.fileio import dumps_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +80,7 @@ def _model_card(name: str | None) -> str | None:
 def _info(arguments: argparse.Namespace) -> int:
     summary = _summary(arguments.checkpoint)
     if arguments.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(dumps_json(summary, indent=2, default=str))
         return 0
     import yaml
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqa.commands.options import add_path_argument
+from sqa.errors import SqaError
 from sqa.fileio import atomic_open, check_writable, dumps_json, write_rows
 from sqa.predictors.evaluation import (
     STATISTICS,
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--official",
         action="store_true",
         help="reproduce the official evaluator exactly: NaN predictions propagate into the "
-        "statistics, duplicate predictions count twice, a reference without the label is an error",
+        "statistics, duplicate predictions count twice, a reference row without the label is an "
+        "error, --pred-metric defaults to mos",
     )
     parser.add_argument("--output", help="write the results (.json, .jsonl or .csv)")
     parser.add_argument("--force", action="store_true", help="overwrite the output")
@@ -86,10 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = _metrics(arguments)
     references = load_records(arguments.ref)
     if arguments.official:
+        if len(metrics) != 1:
+            raise SqaError("--official evaluates one metric: give one --ref-metric (default mos)")
+        # As the official eval.py: --ref-metric and --pred-metric both default to "mos".
+        key = arguments.pred_metric or "mos"
         report = evaluate_official(
-            official_predictions(arguments.pred, references, arguments.pred_metric or metrics[0]),
-            references,
-            metrics[0],
+            official_predictions(arguments.pred, references, key), references, metrics[0]
         )
     else:
         report = evaluate_predictions(

@@ -103,7 +103,7 @@ def _records(arguments: argparse.Namespace) -> list[AudioRecord]:
         if len(folders) == 1 and not any(p.is_file() for p in folders[0].iterdir()):
             # A reference folder inside the root is not a system.
             reference = [arguments.ref_dir] if arguments.ref_dir else []
-            systems = data.discover_systems(folders[0], exclude=reference)
+            systems = data.discover_systems(folders[0], exclude=reference, skip_references=True)
         else:
             systems = data.systems_from_paths(folders)
         with warnings.catch_warnings():
@@ -121,9 +121,9 @@ def _records(arguments: argparse.Namespace) -> list[AudioRecord]:
             raise DataFormatError(f"{scp}: no such file")
         if scp.name == "wav.scp":
             return data.read_kaldi_dir(scp.parent)
-        from sqa.data.kaldi import read_scp
+        from sqa.data.kaldi import read_audio_scp
 
-        return [data.AudioRecord(key, scp.stem, path) for key, path in read_scp(scp).items()]
+        return [data.AudioRecord(key, scp.stem, path) for key, path in read_audio_scp(scp).items()]
     return data.load_records(arguments.data)
 
 

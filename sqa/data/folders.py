@@ -16,6 +16,7 @@ Reporting, in :func:`match_homologous`:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open
 
 EXAMPLES_SHOWN = 5
+REFERENCE_FOLDER = "_reference"  # the clean references beside generated system folders
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -40,13 +42,16 @@ def _audio_files(folder: Path) -> list[Path]:
 
 
 def discover_systems(
-    root: str | os.PathLike[str], *, exclude: Iterable[str | os.PathLike[str]] = ()
+    root: str | os.PathLike[str],
+    *,
+    exclude: Iterable[str | os.PathLike[str]] = (),
+    skip_references: bool = False,
 ) -> dict[str, Path]:
     """Find the system folders under ``root``: sub-folders that directly hold audio files.
 
-    Reference folders are not systems: a sub-folder whose name starts with ``_`` (``_reference``,
-    as :func:`sqa.synthetic.write_system_folders` writes) or one of ``exclude`` (``--ref-dir``)
-    is left out, with a warning naming it.
+    Folders in ``exclude`` (``--ref-dir``) are left out; with ``skip_references`` (``sqa rank``,
+    ``sqa score``) so is a sub-folder named ``_reference`` (as
+    :func:`sqa.synthetic.write_system_folders` writes), with a warning naming what was skipped.
 
     Returns:
         System name (folder name) -> folder, sorted by name.
@@ -62,7 +67,7 @@ def discover_systems(
     for entry in sorted(base.iterdir()):
         if not entry.is_dir() or entry.name.startswith(".") or not _audio_files(entry):
             continue
-        if entry.name.startswith("_") or entry.resolve() in excluded:
+        if (skip_references and entry.name == REFERENCE_FOLDER) or entry.resolve() in excluded:
             skipped.append(entry.name)
         else:
             systems[entry.name] = entry
@@ -188,14 +193,15 @@ def homologous_from_records(
 ) -> HomologousSet:
     """Match listed files (any :func:`sqa.data.load_records` source) across systems.
 
-    Homologous files share ``utterance_id`` (``sample_id`` when it is absent): an URGENT-PK root,
-    a Kaldi dir with ``utt2sys`` or a Track-2 ``data.jsonl`` with one row per system and file.
+    Homologous files share ``utterance_id``; without one, the ``sample_id`` less its system name
+    (:func:`utterance_key`): an URGENT-PK root, a Kaldi dir with ``utt2sys`` or a Track-2
+    ``data.jsonl`` with one row per system and file.
     """
     paths: dict[str, dict[str, Path]] = {}
     duplicates: dict[str, list[Path]] = {}
     for record in records:
         stems = paths.setdefault(record.system_id, {})
-        utterance = record.utterance_id or record.sample_id
+        utterance = record.utterance_id or utterance_key(record.sample_id, record.system_id)
         if utterance in stems:
             duplicates.setdefault(f"{record.system_id}/{utterance}", [stems[utterance]])
             duplicates[f"{record.system_id}/{utterance}"].append(Path(record.path))
@@ -204,6 +210,18 @@ def homologous_from_records(
     if not paths:
         raise DataFormatError("no systems to match")
     return match_paths({name: paths[name] for name in sorted(paths)}, duplicates, strict=strict)
+
+
+def utterance_key(sample_id: str, system_id: str) -> str:
+    """The part of a ``sample_id`` that names the source utterance: the id without its system's
+    name (official Track-2 lists make ids unique per system, e.g. ``<system>-<utt>`` or
+    ``<set>_<system>_x_<utt>``); the id itself when it does not contain the system name."""
+    # The system name as a whole token (system "1" must not cut "utt001").
+    pattern = rf"(?<![A-Za-z0-9]){re.escape(system_id)}(?![A-Za-z0-9])" if system_id else ""
+    if not pattern or sample_id == system_id or not re.search(pattern, sample_id):
+        return sample_id
+    key = re.sub(pattern, "", sample_id, count=1)
+    return re.sub(r"([_\-.])[_\-.]+", r"\1", key).strip("_-.") or sample_id
 
 
 def match_paths(
@@ -241,13 +259,11 @@ def match_paths(
 
 
 def _warn_foreign_systems(paths: Mapping[str, Mapping[str, Path]]) -> None:
-    """Warn about a system sharing under half of its files with every other system: it is
-    probably not homologous with them (another data set, the clean references, a typo)."""
-    if len(paths) < 3:
-        return
+    """Warn about a system sharing under half of its files with the system it overlaps most:
+    it is probably not homologous with the others (another data set, the references, a typo)."""
     for name, stems in paths.items():
         others = [set(other) for key, other in paths.items() if key != name]
-        shared = len(set(stems) & set.intersection(*others))
+        shared = max((len(set(stems) & other) for other in others), default=len(stems))
         if shared * 2 < len(stems):
             warnings.warn(
                 f"system {name!r} shares only {shared} of its {len(stems)} files with the others: "

@@ -38,6 +38,7 @@ from sqa import kaldi_audio
 from sqa.audio import audio_duration
 from sqa.data.records import (
     AudioRecord,
+    check_has_audio,
     check_identifier,
     check_unique,
     clean_metrics,
@@ -99,6 +100,16 @@ def _read_wav_scp(directory: Path) -> dict[str, str]:
     scp = directory / "wav.scp"
     if not scp.is_file():
         raise DataFormatError(f"{directory}: no wav.scp (not a Kaldi data directory)")
+    return read_audio_scp(scp)
+
+
+def read_audio_scp(scp: Path) -> dict[str, str]:
+    """``id -> audio path`` of any wav.scp-style file, paths resolved by the path rule.
+
+    Raises:
+        DataFormatError: A command pipe, or an archive entry without kaldiio.
+    """
+    directory = scp.parent
     paths = {}
     for identifier, value in read_scp(scp).items():
         if kaldi_audio.is_pipe(value):
@@ -264,6 +275,7 @@ def write_kaldi_dir(
     ids = kaldi_ids(items)
     if len(set(ids)) != len(ids):
         raise DataFormatError(f"{folder}: records cannot be given unique Kaldi ids")
+    check_has_audio(items, str(folder))
     for identifier, record in zip(ids, items, strict=True):
         check_identifier(identifier, "id", str(folder))
         check_identifier(record.system_id, "system id", str(folder))

@@ -40,6 +40,8 @@ class AudioRecord:
         utterance_id: Source recording shared by homologous files, or ``None``.
         duration: Length in seconds when known.
         metrics: Metric name -> value (labels or predictions); absent = missing.
+        listeners: Number of listeners behind a ``mos`` label (listening-test CSVs), if known;
+            kept apart from ``metrics`` so that it is never evaluated or trained as a metric.
     """
 
     sample_id: str
@@ -48,6 +50,7 @@ class AudioRecord:
     utterance_id: str | None = None
     duration: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    listeners: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -131,8 +134,8 @@ def resolve_path(text: str, base: Path) -> str:
         DataFormatError: A relative path under the ``absolute`` rule.
     """
     expanded = os.path.expanduser(text)
-    if os.path.isabs(expanded):
-        return expanded
+    if not expanded or os.path.isabs(expanded):
+        return expanded  # "" = a label-only row (no audio), kept as such
     rule = path_rule()
     if rule == "absolute":
         raise DataFormatError(f"{text!r} is a relative path (the path rule is 'absolute')")
@@ -160,6 +163,8 @@ def listed_path(path: str, listing_folder: str | os.PathLike[str]) -> str:
     whole); ``relative-to-cwd`` writes them relative to the working directory, as the official
     URGENT data preparation does.
     """
+    if not path:
+        return ""  # a label-only record has no audio to name
     absolute = os.path.abspath(os.path.expanduser(path))
     rule = path_rule()
     if rule == "relative-to-listing":
@@ -185,6 +190,20 @@ def check_unique(records: Iterable[AudioRecord], source: str) -> None:
     if repeated:
         shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
         raise DataFormatError(f"{source}: {len(repeated)} duplicate id(s): {shown}")
+
+
+def check_has_audio(records: Iterable[AudioRecord], destination: str) -> None:
+    """Refuse label-only records (no audio path) for a format whose listing needs a path.
+
+    Raises:
+        DataFormatError: Naming the first such record.
+    """
+    for record in records:
+        if not record.path:
+            raise DataFormatError(
+                f"{destination}: {record.system_id}/{record.sample_id} has no audio path "
+                "(a label-only reference row); this format lists audio files"
+            )
 
 
 def check_identifier(value: str, what: str, source: str) -> None:

@@ -7,7 +7,7 @@ one row per file with ``avg_score``. The rating column is the first present of:
 
 * ``score``: the ratings of each file (rows with the same ``(system_id, sample_id)``) are
   averaged into ``metrics["mos"]``, as SHEET's ``calculate_avg_score`` and the official
-  ``csv2jsonl.py`` do; ``metrics["listeners"]`` is the number of distinct ``listener_id`` values
+  ``csv2jsonl.py`` do; ``AudioRecord.listeners`` is the number of distinct ``listener_id`` values
   among them (each row counts as one listener when the id is empty or the column absent);
 * ``avg_score`` or ``mos``: one value per file, read as ``metrics["mos"]``.
 
@@ -32,7 +32,6 @@ from sqa.metrics.registry import METRIC_SPECS
 
 REQUIRED_COLUMNS = ("wav_path", "system_id", "sample_id")
 RATING_COLUMNS = ("score", "avg_score", "mos")
-LISTENERS = "listeners"
 
 
 @dataclass
@@ -114,13 +113,13 @@ def _record(key: tuple[str, str], item: _File, base: Path) -> AudioRecord:
     metrics = dict(item.labels)
     if item.ratings:
         metrics["mos"] = math.fsum(item.ratings) / len(item.ratings)
-        metrics[LISTENERS] = float(len(item.listeners))
     return AudioRecord(
         sample_id=key[1],
         system_id=key[0],
         path=resolve_path(item.wav_path, base),
         utterance_id=None,
         metrics=metrics,
+        listeners=len(item.listeners) if item.ratings else None,
     )
 
 

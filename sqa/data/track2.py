@@ -63,6 +63,7 @@ def record_from_row(row: Mapping[str, Any], where: str, base: Path) -> AudioReco
         utterance_id=None if utterance is None else str(utterance),
         duration=None if math.isnan(duration) else duration,
         metrics=clean_metrics(dict(metrics), where),
+        listeners=int(row["listeners"]) if row.get("listeners") is not None else None,
     )
 
 
@@ -108,6 +109,8 @@ def record_to_row(record: AudioRecord, listing_folder: Path | None = None) -> di
         row["duration"] = float(record.duration)
     if record.utterance_id is not None:
         row["utterance_id"] = record.utterance_id
+    if record.listeners is not None:
+        row["listeners"] = int(record.listeners)
     row["metrics"] = {
         name: float(value) for name, value in record.metrics.items() if not math.isnan(value)
     }

@@ -25,6 +25,7 @@ from pathlib import Path
 from sqa.data.kaldi import read_scp, write_scp
 from sqa.data.records import (
     AudioRecord,
+    check_has_audio,
     check_identifier,
     check_unique,
     listed_path,
@@ -94,7 +95,8 @@ def validate_split(data: object, source: str) -> dict[str, list[str]]:
         if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
             raise DataFormatError(f"{source}: {name!r} must be a list of id strings")
         if len(set(ids)) != len(ids):
-            raise DataFormatError(f"{source}: {name!r} lists an id more than once")
+            warnings.warn(f"{source}: {name!r} lists an id more than once", stacklevel=3)
+            ids = list(dict.fromkeys(ids))
         overlap = [identifier for identifier in ids if identifier in owner]
         if overlap and name == "tt":
             # The official get_urgent2024_mos.py writes tt = every id (tt overlapping tr).
@@ -179,6 +181,7 @@ def write_urgentpk(
     existing = [str(path) for path in targets if path.exists()]
     if existing and not force:
         raise SqaError(f"{existing[0]} exists; pass --force to overwrite it")
+    check_has_audio([record for members in groups.values() for record in members], str(base))
     for team, members in groups.items():
         folder = base / team
         folder.mkdir(parents=True, exist_ok=True)

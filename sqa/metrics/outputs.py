@@ -75,13 +75,21 @@ def add_rank_score(rows: list[dict[str, Any]], rank_metrics: Mapping[str, float]
 
 
 def write_scores(output: str | Path, rows: list[dict[str, Any]], *, force: bool = True) -> Path:
-    """Write a score table as JSONL/CSV (by suffix) or as a Kaldi dir."""
+    """Write a score table as JSONL/CSV (by suffix) or as a Kaldi dir.
+
+    In JSONL a failed value is left out of ``metrics`` (the Track-2 convention: an absent key is a
+    missing label; the official loaders read ``metrics.get(name, nan)``, which a ``null`` would
+    break); its reason is in the error log, which ``--resume`` reads back.
+    """
     if is_table(output):
         folder = Path(output).parent
+        jsonl = Path(output).suffix.lower() == ".jsonl"
         listed = [
-            {**row, "audio_path": listed_path(row["audio_path"], folder)}
-            if row.get("audio_path")
-            else row
+            {
+                **row,
+                "audio_path": listed_path(row.get("audio_path") or "", folder),
+                "metrics": _finite(row["metrics"]) if jsonl else row["metrics"],
+            }
             for row in rows
         ]
         return write_rows(output, listed, force=force)
@@ -140,6 +148,10 @@ def finish(
             file=sys.stderr,
         )
     return rows
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
 def _float(value: Any) -> float:
@@ -205,9 +217,10 @@ def read_existing_output(output: Path, names: list[str]) -> dict[tuple[str, str]
     entries = {}
     for row in read_scores(output):
         key = (str(row["system_id"]), str(row["sample_id"]))
-        if not set(names) <= set(row["metrics"]):
+        failed = errors.get(key, {})
+        if not set(names) <= set(row["metrics"]) | set(failed):
             continue  # scored with fewer metrics: score it again
-        metrics = {name: row["metrics"][name] for name in names}
+        metrics = {name: row["metrics"].get(name, NAN) for name in names}
         entries[key] = {
             "system_id": key[0],
             "sample_id": key[1],

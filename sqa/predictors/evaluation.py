@@ -93,18 +93,11 @@ def official_predictions(
     path: str | Path, references: Sequence[AudioRecord], metric: str
 ) -> list[tuple[str, str, float]]:
     """Prediction rows ``(system_id, sample_id, value)`` as the official evaluator reads them:
-    every row kept (duplicates too), NaN kept, a row without ``metric`` an error."""
+    every row kept (duplicates too), NaN kept, a row without ``metric`` an error. A ``mos.scp``
+    or submission zip gives its lines in order (system ids from the references)."""
     source = Path(path)
-    if source.suffix.lower() == ".scp":
-        system_of = _system_of(references, source)
-        rows = []
-        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                sample, _, value = line.strip().partition(" ")
-                rows.append(
-                    (system_of.get(sample, ""), sample, parse_float(value, f"{source}:{number}"))
-                )
-        return rows
+    if source.suffix.lower() in SUBMISSION_SUFFIXES:
+        return _submission_rows(source, _system_of(references, source))
     rows = []
     for number, row in enumerate(read_rows(source), start=1):
         where = f"{source}:{number}"
@@ -112,6 +105,30 @@ def official_predictions(
         if metric not in metrics:
             raise DataFormatError(f"{where}: no {metric!r} value")
         rows.append((*key, parse_float(metrics[metric], f"{where}:{metric}")))
+    return rows
+
+
+def _submission_rows(source: Path, system_of: Mapping[str, str]) -> list[tuple[str, str, float]]:
+    """Every ``<sample_id> <score>`` line of a mos.scp or a zip's mos.scp (whitespace-split)."""
+    if source.suffix.lower() == ".zip":
+        import zipfile
+
+        from sqa.predictors.track2 import SCORES_NAME
+
+        with zipfile.ZipFile(source) as archive:
+            text = archive.read(SCORES_NAME).decode("utf-8")
+    else:
+        text = source.read_text(encoding="utf-8")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise DataFormatError(f"{source}:{number}: expected '<sample_id> <score>'")
+        rows.append(
+            (system_of.get(parts[0], ""), parts[0], parse_float(parts[1], f"{source}:{number}"))
+        )
     return rows
 
 
@@ -126,6 +143,11 @@ def evaluate_official(
     without a prediction are ignored.
     """
     labels = {record.key: record.metrics.get(metric, math.nan) for record in references}
+    unlabelled = [key for key, value in labels.items() if not math.isfinite(value)]
+    if unlabelled:  # the official loader reads item["metrics"][metric] of every reference row
+        raise DataFormatError(
+            f"{len(unlabelled)} reference rows have no {metric!r} label: {examples(unlabelled)}"
+        )
     unmatched = [(s, i) for s, i, _ in rows if not math.isfinite(labels.get((s, i), math.nan))]
     if unmatched:
         raise DataFormatError(

@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from sqa.fileio import dumps_json
 
 
 def distributed_context(device: str) -> tuple[int, int, str]:
@@ -49,7 +50,7 @@ class TrainingLog:
             return
         self.output.mkdir(parents=True, exist_ok=True)
         with open(self.output / "log.jsonl", "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(row, allow_nan=True) + "\n")
+            stream.write(dumps_json(row) + "\n")
         if self.tensorboard:
             self._scalars(row)
 

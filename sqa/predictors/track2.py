@@ -329,6 +329,12 @@ def rank_submissions(
         statistics[name] = {
             k: v for k, v in result["metrics"][metric].items() if k in HIGHER_IS_BETTER
         }
+        unlabelled = result["metrics"][metric]["unlabelled"]
+    if unlabelled:
+        warnings.warn(
+            f"{unlabelled} reference row(s) without a finite {metric!r} label were left out",
+            stacklevel=2,
+        )
     ranking = rank_systems(
         statistics,
         RANKING_CATEGORIES,

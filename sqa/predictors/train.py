@@ -380,6 +380,7 @@ class PredictorTrainer:
                 "train_loss": float(np.mean(finite)) if finite else math.nan,
                 "skipped": self.state["skipped"],
                 "lr": self.optimizer.param_groups[0]["lr"],
+                "warmup_steps": self.warmup_steps,  # as used: scaled down on a short run
             }
         )
 
