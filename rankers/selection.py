@@ -95,7 +95,7 @@ def select_best(best: Any, validation_records: list, config: Any, folder: Path) 
     Args:
         best: The :class:`rankers.train.BestCheckpoints` of the run.
         validation_records: Records of the held-out utterances.
-        config: The run's :class:`rankers.train.TrainConfig` (``scoring`` is used).
+        config: The run's :class:`rankers.train_config.TrainConfig` (``scoring`` is used).
         folder: Run folder.
     """
     results = []

@@ -1,4 +1,4 @@
-"""Training of the URGENT-PK ranker (``sqa train-ranker`` / ``python -m rankers.train``).
+"""Training of the URGENT-PK ranker (``sqa train-ranker``).
 
 Loss: ``alpha * BCE(logit, label) + beta * MSE([mos_a, mos_b], [MOS_a, MOS_b])`` with NaN MOS
 masked out of the MSE (preference-only pairs train the comparison alone); ``alpha = beta = 0.5`` is
@@ -9,14 +9,16 @@ Selection (paper, section III-E): the best ``keep_best`` epochs by validation lo
 is scored by ECS on the validation utterances (LCC + SRCC + KRCC of ECS scores against the
 validation systems' mean MOS) and the winner is written to ``best.pt``.
 
-Multi-process: run under ``torchrun`` (``WORLD_SIZE`` set) and training uses DDP (gloo on CPU,
-nccl on CUDA) with a distributed sampler; only rank 0 writes files. ``last.pt`` holds the full
+Multi-process: ``torchrun --nproc_per_node N -m sqa train-ranker ...`` trains with DDP
+(:func:`sqa.distributed.distributed_context`: gloo on CPU, nccl on CUDA, one GPU per local rank)
+and a distributed sampler; only rank 0 writes files. ``last.pt`` holds the full
 training state and is picked up again by ``--resume``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -46,6 +48,7 @@ from rankers.feature_cache import (
 from rankers.selection import select_best, split_by_utterance
 from rankers.train_config import TrainConfig
 from sqa.checkpoint import load_checkpoint, save_checkpoint
+from sqa.distributed import distributed_context
 from sqa.errors import DataFormatError
 from sqa.fileio import read_rows
 from sqa.runs import run_lock, seed_everything, write_run_metadata
@@ -112,17 +115,6 @@ def ranker_loss(
     else:
         loss, mse_value = alpha * bce, math.nan
     return loss, {"bce": float(bce.detach()), "mse": mse_value}
-
-
-def distributed_context(device: str) -> tuple[int, int]:
-    """Start a process group when launched by torchrun; returns ``(rank, world_size)``."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return 0, 1
-    if not torch.distributed.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    return torch.distributed.get_rank(), world_size
 
 
 def make_loader(
@@ -271,7 +263,10 @@ def _setup(config: TrainConfig, model_config: Any, kind: str, world_size: int) -
     best = BestCheckpoints(folder, config.keep_best)
     start_epoch = _maybe_resume(config, folder, model, optimizer, scheduler, best)
     if world_size > 1:
-        model = nn.parallel.DistributedDataParallel(model)
+        on_gpu = config.device.startswith("cuda")
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.device(config.device)] if on_gpu else None
+        )
     run = TrainingRun(model, optimizer, scheduler, best, folder, kind, model_config)
     return run, start_epoch
 
@@ -320,7 +315,10 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
         Path of ``best.pt`` (rank 0; other ranks return it too but write nothing).
     """
     seed_everything(config.seed)
-    rank, world_size = distributed_context(config.device)
+    context = distributed_context(config.device)
+    # Under torchrun each process trains on its own device (cuda:<LOCAL_RANK>), not cuda:0.
+    config = dataclasses.replace(config, device=context.device)
+    rank, world_size = context.rank, context.world_size
     if model_config is None:
         kind, model_config = preset_model(config)
     elif kind is None:
@@ -385,14 +383,3 @@ def _maybe_resume(
     best.entries = [(float(loss), str(path)) for loss, path in state["best"]]
     torch.set_rng_state(state["torch_rng"])
     return int(state["epoch"])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m rankers.train``)."""
-    from rankers.train_commands import train_main
-
-    return train_main(sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

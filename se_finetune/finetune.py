@@ -40,7 +40,7 @@ from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sqa.errors import CheckpointError, SqaError
 from sqa.fileio import atomic_open, dumps_json
-from sqa.runs import run_lock
+from sqa.runs import run_lock, seed_everything, write_run_metadata
 
 EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
 
@@ -122,6 +122,7 @@ class Finetuner:
         ranker: FrozenRanker | None = None,
     ) -> None:
         self.config = config
+        seed_everything(config.seed)  # the run's one seed call (model init, simulation draws)
         self.rate = config.simulation.sample_rate
         self.output_dir = Path(config.output_dir)
         # From scratch (pre-training) there is no meaningful "initial output" to guard against.
@@ -152,7 +153,6 @@ class Finetuner:
         if self.config.init_checkpoint:
             model = load_model(self.config.init_checkpoint)
         else:
-            torch.manual_seed(self.config.seed)
             model = BSRNN(self.config.model)
         return model.train()
 
@@ -338,6 +338,8 @@ class Finetuner:
         The run folder is locked meanwhile: a second job on it is refused.
         """
         with run_lock(self.output_dir):
+            # The resolved config, versions and git commit, as every trainer's run folder has.
+            write_run_metadata(self.output_dir, self.config)
             return self._run(resume=resume, progress=progress)
 
     def _run(self, *, resume: bool, progress: bool) -> FinetuneResult:

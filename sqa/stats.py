@@ -25,7 +25,7 @@ import numpy as np
 
 from sqa.errors import DataFormatError
 
-TRACK2_KEYS = (
+TRACK2_STATISTICS = (
     "utt_mse",
     "utt_lcc",
     "utt_srcc",
@@ -77,7 +77,12 @@ def _correlation_defined(predictions: np.ndarray, references: np.ndarray) -> boo
 
 
 def mse(pred: Any, ref: Any) -> float:
-    """Mean squared error between predictions (N,) and references (N,); NaN when N = 0."""
+    """Mean squared error between predictions (N,) and references (N,); NaN when N = 0.
+
+    Example:
+        >>> mse([1.0, 2.0, 4.0], [1.0, 2.0, 2.0])
+        1.3333333333333333
+    """
     predictions, references = _as_pair(pred, ref)
     if predictions.size == 0:
         return math.nan
@@ -85,7 +90,14 @@ def mse(pred: Any, ref: Any) -> float:
 
 
 def lcc(pred: Any, ref: Any) -> float:
-    """Linear (Pearson) correlation of (N,) and (N,); NaN when undefined."""
+    """Linear (Pearson) correlation of (N,) and (N,); NaN when undefined.
+
+    Example:
+        >>> round(lcc([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]), 4)
+        0.9934
+        >>> lcc([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])  # a constant side: undefined
+        nan
+    """
     predictions, references = _as_pair(pred, ref)
     if not _correlation_defined(predictions, references):
         return math.nan
@@ -93,7 +105,12 @@ def lcc(pred: Any, ref: Any) -> float:
 
 
 def srcc(pred: Any, ref: Any) -> float:
-    """Spearman rank correlation (average ranks for ties) of (N,) and (N,); NaN when undefined."""
+    """Spearman rank correlation (average ranks for ties) of (N,) and (N,); NaN when undefined.
+
+    Example:
+        >>> round(srcc([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]), 4)
+        0.8
+    """
     predictions, references = _as_pair(pred, ref)
     if not _correlation_defined(predictions, references):
         return math.nan
@@ -103,7 +120,12 @@ def srcc(pred: Any, ref: Any) -> float:
 
 
 def ktau(pred: Any, ref: Any) -> float:
-    """Kendall tau-b of (N,) and (N,) (ties counted as in scipy's default); NaN when undefined."""
+    """Kendall tau-b of (N,) and (N,) (ties counted as in scipy's default); NaN when undefined.
+
+    Example:
+        >>> round(ktau([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]), 4)
+        0.6667
+    """
     predictions, references = _as_pair(pred, ref)
     if not _correlation_defined(predictions, references):
         return math.nan
@@ -156,7 +178,7 @@ def track2_metrics(pred: Any, ref: Any, system_ids: Sequence[str]) -> dict[str, 
         system_ids: System of each item (N,); the system level compares per-system means.
 
     Returns:
-        A dict with the keys of :data:`TRACK2_KEYS` (NaN where a statistic is undefined).
+        A dict with the keys of :data:`TRACK2_STATISTICS` (NaN where a statistic is undefined).
     """
     predictions, references = _as_pair(pred, ref)
     _, system_predictions, system_references = system_means(predictions, references, system_ids)
@@ -164,7 +186,7 @@ def track2_metrics(pred: Any, ref: Any, system_ids: Sequence[str]) -> dict[str, 
     system = _four_statistics(system_predictions, system_references)
     result = {f"utt_{name}": value for name, value in utterance.items()}
     result.update({f"sys_{name}": value for name, value in system.items()})
-    return {key: result[key] for key in TRACK2_KEYS}
+    return {key: result[key] for key in TRACK2_STATISTICS}
 
 
 def bootstrap_ci(
@@ -226,6 +248,12 @@ def rank_values(values: Any, *, higher_is_better: bool, ties: str = "dense") -> 
 
     Returns:
         Integer ranks (N,).
+
+    Example:
+        >>> rank_values([3.0, 4.0, 4.0, 1.0], higher_is_better=True).tolist()
+        [2, 1, 1, 3]
+        >>> rank_values([3.0, 4.0, 4.0, 1.0], higher_is_better=True, ties="competition").tolist()
+        [3, 1, 1, 4]
     """
     if ties not in TIE_MODES:
         raise DataFormatError(f"unknown tie mode {ties!r}; use one of {', '.join(TIE_MODES)}")

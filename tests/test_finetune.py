@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from se_finetune.bsrnn import BSRNN, BSRNNConfig
@@ -259,6 +262,10 @@ def test_training_resumes_from_the_last_checkpoint(tmp_path) -> None:
     assert result.step == 3 and [r["step"] for r in result.history] == [3]
     assert "sdr" in result.evaluation
     assert second.scheduler.last_epoch == 3
+    # Like the other trainers, the run folder records the resolved config and the environment.
+    run = Path(second.config.output_dir)
+    assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 3
+    assert "torch" in json.loads((run / "environment.json").read_text())["packages"]
 
 
 def test_recipe_configs_load() -> None:

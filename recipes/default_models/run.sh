@@ -154,7 +154,7 @@ fi
 rankers=${EVAL_RANKERS:-ranker_distillmos_real ranker_distillmos_all ranker_cached_real}
 predictors=${EVAL_PREDICTORS:-predictor predictor_all}
 human=$data/human/m1_codec_mushra
-evaluation=$work/evaluation
+evaluation=${EVALUATION:-$work/evaluation}
 ratings() { tail -n +2 "$human/ratings.csv" | tr -d '\r'; }  # the file has CRLF line ends
 part() { [[ " ${EVAL_PARTS:-a b c} " == *" $1 "* ]]; }  # EVAL_PARTS="c" runs only part (c)
 model_file() { if [ -f "$work/$1/best.pt" ]; then echo "$work/$1/best.pt"; else echo "$1"; fi; }

@@ -42,14 +42,31 @@ class ScoringOptions:
 
 @dataclass(frozen=True)
 class MetricBackend:
-    """One computation producing ``outputs`` (registry keys) for a file."""
+    """One computation producing ``outputs`` (registry keys) for a file.
+
+    Whether it needs a reference, which weights option it reads and which extra installs its
+    package are facts of the registry (:class:`sqa.metrics.registry.MetricSpec` of its outputs),
+    read from there rather than repeated here.
+    """
 
     name: str
     outputs: tuple[str, ...]
-    needs_reference: bool
     compute: ComputeFunction
-    weights_option: str | None = None
-    extra: str = "metrics"
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the outputs need a clean reference."""
+        return get_metric_spec(self.outputs[0]).needs_reference
+
+    @property
+    def weights_option(self) -> str | None:
+        """The command-line option that supplies user weights, or ``None``."""
+        return get_metric_spec(self.outputs[0]).needs_weights
+
+    @property
+    def extra(self) -> str:
+        """The package extra that installs what the computation imports."""
+        return get_metric_spec(self.outputs[0]).extra
 
 
 def _single(name: str, module: str, function: str) -> ComputeFunction:
@@ -101,7 +118,10 @@ def _nisqa(
     return nisqa_scores(estimate, sample_rate=sample_rate, weights=weights)
 
 
-def _weighted(function: Callable[..., dict[str, float]], option: str) -> ComputeFunction:
+def _weighted(function: Callable[..., dict[str, float]], key: str) -> ComputeFunction:
+    """Pass the user weights of ``key``'s option (from the registry) as the fourth argument."""
+    option = get_metric_spec(key).needs_weights or ""
+
     def compute(
         estimate: np.ndarray,
         reference: np.ndarray | None,
@@ -118,48 +138,28 @@ _PERCEPTUAL = "sqa.metrics.perceptual"
 _NISQA_KEYS = ("nisqa_mos", "nisqa_noi", "nisqa_dis", "nisqa_col", "nisqa_loud")
 
 BACKENDS: tuple[MetricBackend, ...] = (
-    MetricBackend("pesq", ("pesq",), True, _single("pesq", _PERCEPTUAL, "pesq_score")),
-    MetricBackend("estoi", ("estoi",), True, _single("estoi", _PERCEPTUAL, "estoi_score")),
-    MetricBackend("sdr", ("sdr",), True, _single("sdr", _SIGNAL, "sdr")),
-    MetricBackend("si_snr", ("si_snr",), True, _single("si_snr", _SIGNAL, "si_snr")),
-    MetricBackend("lsd", ("lsd",), True, _single("lsd", _SIGNAL, "lsd")),
-    MetricBackend("mcd", ("mcd",), True, _single("mcd", _PERCEPTUAL, "mcd_score")),
-    MetricBackend(
-        "dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), False, _dnsmos
-    ),
-    MetricBackend("plcmos", ("plcmos",), False, _plcmos),
-    MetricBackend("distill_mos", ("distill_mos",), False, _distill_mos),
-    MetricBackend(
-        "nisqa", _NISQA_KEYS, False, _weighted(_nisqa, "--nisqa-weights"), "--nisqa-weights"
-    ),
+    MetricBackend("pesq", ("pesq",), _single("pesq", _PERCEPTUAL, "pesq_score")),
+    MetricBackend("estoi", ("estoi",), _single("estoi", _PERCEPTUAL, "estoi_score")),
+    MetricBackend("sdr", ("sdr",), _single("sdr", _SIGNAL, "sdr")),
+    MetricBackend("si_snr", ("si_snr",), _single("si_snr", _SIGNAL, "si_snr")),
+    MetricBackend("lsd", ("lsd",), _single("lsd", _SIGNAL, "lsd")),
+    MetricBackend("mcd", ("mcd",), _single("mcd", _PERCEPTUAL, "mcd_score")),
+    MetricBackend("dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), _dnsmos),
+    MetricBackend("plcmos", ("plcmos",), _plcmos),
+    MetricBackend("distill_mos", ("distill_mos",), _distill_mos),
+    MetricBackend("nisqa", _NISQA_KEYS, _weighted(_nisqa, "nisqa_mos")),
     MetricBackend(
         "sigmos",
         adapters.SIGMOS_OUTPUTS,
-        False,
-        _weighted(adapters.sigmos_scores, "--sigmos-weights"),
-        "--sigmos-weights",
+        _weighted(adapters.sigmos_scores, adapters.SIGMOS_OUTPUTS[0]),
     ),
     *[
-        MetricBackend(
-            key,
-            (key,),
-            False,
-            _weighted(adapters.waveform_regressor(key), f"--{key}-weights"),
-            f"--{key}-weights",
-        )
+        MetricBackend(key, (key,), _weighted(adapters.waveform_regressor(key), key))
         for key in ("utmos", "scoreq")
     ],
-    MetricBackend(
-        "spksim",
-        ("spksim",),
-        True,
-        _weighted(adapters.speaker_similarity, "--spksim-weights"),
-        "--spksim-weights",
-    ),
+    MetricBackend("spksim", ("spksim",), _weighted(adapters.speaker_similarity, "spksim")),
     *[
-        MetricBackend(
-            key, (key,), True, _weighted(function, f"--{key}-weights"), f"--{key}-weights", "ssl"
-        )
+        MetricBackend(key, (key,), _weighted(function, key))
         for key, function in (
             ("sbert", speech_content.speech_bert_score),
             ("lps", speech_content.phoneme_similarity),

@@ -20,9 +20,9 @@ import numpy as np
 from sqa.data.records import AudioRecord, parse_float
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import read_rows
-from sqa.stats import TRACK2_KEYS, track2_metrics
+from sqa.stats import TRACK2_STATISTICS, track2_metrics
 
-STATISTICS = TRACK2_KEYS  # utterance/system x MSE/LCC/SRCC/KTAU, the evaluator's order
+STATISTICS = TRACK2_STATISTICS  # utterance/system x MSE/LCC/SRCC/KTAU, the evaluator's order
 EXAMPLES = 5
 
 
@@ -156,7 +156,7 @@ def evaluate_official(
     values = np.array([value for _, _, value in rows], dtype=float)
     targets = np.array([labels[(s, i)] for s, i, _ in rows], dtype=float)
     systems = [system for system, _, _ in rows]
-    statistics = dict.fromkeys(TRACK2_KEYS, math.nan)
+    statistics = dict.fromkeys(TRACK2_STATISTICS, math.nan)
     if np.isfinite(values).all():
         statistics = track2_metrics(values, targets, systems)
     else:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from sqa.data.records import AudioRecord
+from sqa.distributed import distributed_context
 from sqa.errors import DataFormatError, SqaError
 from sqa.predictors.data import (
     DurationBatches,
@@ -42,7 +43,7 @@ from sqa.predictors.data import (
 from sqa.predictors.inference import PredictionSettings, record_durations
 from sqa.predictors.losses import label_statistics, masked_standardised_mse
 from sqa.predictors.model import MODEL_KIND, UniVersa, UniVersaConfig
-from sqa.predictors.run_support import TrainingLog, distributed_context
+from sqa.predictors.run_support import TrainingLog
 from sqa.predictors.schedule import (
     bar_postfix,
     effective_warmup,
@@ -146,7 +147,8 @@ class PredictorTrainer:
         self.config = config
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
-        self.rank, self.world, self.device = distributed_context(config.device)
+        context = distributed_context(config.device)
+        self.rank, self.world, self.device = context.rank, context.world_size, context.device
         seed_everything(config.seed)
         self.model = UniVersa(config.model).to(self.device)
         front_end = self.model.front_end

@@ -1,0 +1,123 @@
+"""One process-group rule for every trainer: devices per LOCAL_RANK, and 2-process gloo DDP runs of
+``sqa train-ranker`` and ``sqa train-predictor`` launched by torchrun on CPU."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sqa.audio import save_audio
+from sqa.data import AudioRecord, write_track2_jsonl
+from sqa.distributed import distributed_context
+from sqa.synthetic import speech_like, write_system_folders
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen: list[str] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    context = distributed_context("cuda")
+    assert (context.rank, context.world_size, context.device) == (1, 2, "cuda:1")
+    assert chosen == ["cuda:1"]  # not every process on cuda:0
+    assert distributed_context("cpu").device == "cpu"  # a CPU run keeps its device
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed_context("cuda:0") == distributed_context("cuda:0").__class__(0, 1, "cuda:0")
+
+
+def _torchrun(arguments: list[str], folder: Path) -> str:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "sqa",
+        *arguments,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout + result.stderr
+
+
+def test_ranker_trains_with_two_gloo_processes(tmp_path: Path) -> None:
+    write_system_folders(tmp_path / "data", {"s1": 30.0, "s2": 15.0, "s3": 5.0}, 6, duration=0.4)
+    shutil.rmtree(tmp_path / "data" / "_reference")
+    mos = {"s1": 4.5, "s2": 3.0, "s3": 1.5}
+    lines = [
+        f"{system},utt{index:03d},{value}" for system, value in mos.items() for index in range(6)
+    ]
+    (tmp_path / "mos.csv").write_text("system_id,sample_id,mos\n" + "\n".join(lines) + "\n")
+    output = _torchrun(
+        [
+            "train-ranker",
+            "data",
+            "--mos-csv",
+            "mos.csv",
+            "--output-dir",
+            "run",
+            "--model",
+            "cached",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--validation-utterances",
+            "2",
+            "--keep-best",
+            "1",
+        ],
+        tmp_path,
+    )
+    assert output.count("best checkpoint:") == 2  # both ranks finished
+    assert output.count("epoch 2/2") == 1  # only rank 0 logs and writes
+    assert {"best.pt", "last.pt", "config.yaml", "environment.json"} <= {
+        path.name for path in (tmp_path / "run").iterdir()
+    }
+
+
+def test_predictor_trains_with_two_gloo_processes(tmp_path: Path) -> None:
+    records = []
+    for index in range(8):
+        clean = speech_like(0.5, seed=index)
+        noisy = clean + np.random.default_rng(index).normal(0, 0.02 * (index + 1), clean.shape)
+        path = save_audio(tmp_path / f"u{index}.wav", np.clip(noisy, -1, 1), 16000)
+        records.append(AudioRecord(f"u{index}", "sys", str(path), metrics={"mos": 1 + 0.4 * index}))
+    write_track2_jsonl(tmp_path / "data.jsonl", records)
+    output = _torchrun(
+        [
+            "train-predictor",
+            "--train",
+            "data.jsonl",
+            "--valid",
+            "data.jsonl",
+            "--output-dir",
+            "run",
+            "--preset",
+            "compact-mel",
+            "--metrics",
+            "mos",
+            "--max-steps",
+            "4",
+            "--batch-seconds",
+            "2",
+            "--valid-every",
+            "2",
+        ],
+        tmp_path,
+    )
+    assert "4 steps" in output
+    assert {"best.pt", "last.pt", "log.jsonl", "config.yaml"} <= {
+        path.name for path in (tmp_path / "run").iterdir()
+    }
