@@ -190,7 +190,7 @@ def _simulation_config(arguments: argparse.Namespace) -> object:
     import yaml
 
     from se_finetune.simulate import SimulationConfig
-    from sqa.checkpoint import config_from_dict
+    from sqa.configs import config_from_dict
 
     data = {}
     if arguments.config:

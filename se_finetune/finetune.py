@@ -38,7 +38,7 @@ from se_finetune.losses import (
 )
 from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
-from sqa.errors import CheckpointError, SqaError
+from sqa.errors import CheckpointError, ConfigError, SqaError
 from sqa.fileio import atomic_open, dumps_json
 from sqa.runs import run_lock, seed_everything, write_run_metadata
 
@@ -392,7 +392,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     """Read a YAML config (unknown keys are an error) with optional top-level overrides."""
     import yaml
 
-    from sqa.checkpoint import config_from_dict
+    from sqa.configs import config_from_dict
 
     source = Path(path)
     try:
@@ -404,5 +404,5 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     data.update(overrides or {})
     try:
         return config_from_dict(FinetuneConfig, data)
-    except CheckpointError as error:
+    except ConfigError as error:
         raise SqaError(f"{source}: {error}") from None

@@ -139,7 +139,7 @@ class SystemBuilder:
         noise: list[Path],
         rirs: list[Path],
     ) -> None:
-        from sqa.checkpoint import config_from_dict
+        from sqa.configs import config_from_dict
 
         self.system_set = system_set
         base = {**_as_dict(config), **system_set.base}

@@ -6,9 +6,13 @@ the checkpoint format and the ``sqa`` CLI. ``rankers`` and ``se_finetune`` build
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # the version's one place is pyproject.toml
+    __version__ = _metadata.version("sqa-suite")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["__version__", "load_model"]
 
 

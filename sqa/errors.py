@@ -55,3 +55,7 @@ class NothingUsableError(SqaError):
     """A run finished but produced no usable value (every file failed); exit status 1."""
 
     exit_code = 1
+
+
+class ConfigError(SqaError, ValueError):
+    """A configuration (YAML file, checkpoint config, overrides) that does not fit its dataclass."""

@@ -85,15 +85,11 @@ def _package_versions() -> dict[str, str]:
 
 
 def _sqa_version() -> str | None:
-    import sqa
-
-    version = getattr(sqa, "__version__", None)
-    if version is None:
-        try:
-            version = importlib_metadata.version("sqa-suite")
-        except importlib_metadata.PackageNotFoundError:
-            return None
-    return str(version)
+    # From the installed distribution (the version's one place is pyproject.toml).
+    try:
+        return importlib_metadata.version("sqa-suite")
+    except importlib_metadata.PackageNotFoundError:
+        return None
 
 
 def _git(arguments: list[str], folder: Path) -> str | None:
@@ -161,7 +157,7 @@ def write_run_metadata(run_dir: str | os.PathLike[str], config: Any) -> Path:
     Returns:
         The run folder.
     """
-    from sqa.checkpoint import config_to_dict
+    from sqa.configs import config_to_dict
 
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ Release checkpoints are listed by name in ``checkpoints/manifest.json`` with the
 :func:`load_model` checks before loading (see ``checkpoints/README.md``).
 """
 
-from sqa.checkpoint.configs import config_from_dict, config_to_dict
 from sqa.checkpoint.files import (
     FORMAT_VERSION,
     REQUIRED_KEYS,
@@ -40,6 +39,7 @@ from sqa.checkpoint.registry import (
     register_model,
     registered_kinds,
 )
+from sqa.configs import config_from_dict, config_to_dict
 
 __all__ = [
     "DIRECTORY_ENVIRONMENT_VARIABLE",

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sqa.checkpoint.configs import config_from_dict, config_to_dict, to_plain
+from sqa.checkpoint.configs import to_plain
 from sqa.checkpoint.manifest import (
     check_sha256,
     checkpoint_dir,
@@ -21,7 +21,8 @@ from sqa.checkpoint.manifest import (
     update_manifest,
 )
 from sqa.checkpoint.registry import model_classes
-from sqa.errors import CheckpointError
+from sqa.configs import config_from_dict, config_to_dict
+from sqa.errors import CheckpointError, ConfigError
 from sqa.fileio import atomic_open, check_writable
 from sqa.runs import environment_info
 
@@ -139,7 +140,10 @@ def build_model(payload: Mapping[str, Any]) -> nn.Module:
         CheckpointError: Unknown kind, bad config, or weights that do not fit the module.
     """
     config_class, module_class = model_classes(payload["kind"])
-    config = config_from_dict(config_class, payload["config"])
+    try:
+        config = config_from_dict(config_class, payload["config"])
+    except ConfigError as error:  # a stored config that no longer fits its class
+        raise CheckpointError(f"bad config in the checkpoint: {error}") from None
     model = module_class(config)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -82,7 +82,7 @@ def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
 
 def resolve_config(arguments: argparse.Namespace) -> object:
     """TrainConfig from ``--config`` (if any), then the preset and the command-line overrides."""
-    from sqa.checkpoint import config_from_dict
+    from sqa.configs import config_from_dict
     from sqa.predictors.presets import preset_config
     from sqa.predictors.train import TrainConfig
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +139,59 @@ def write_track2_jsonl(
     return write_rows(
         destination, [record_to_row(record, destination.parent) for record in items], force=force
     )
+
+
+# Submission files: a zip whose root holds ``mos.scp`` (``<sample_id> <score>`` per line).
+SCORES_NAME = "mos.scp"
+
+
+def expected_sample_ids(records: Sequence[AudioRecord]) -> list[str]:
+    """Sample ids of a dataset, which must be unique for ``mos.scp``."""
+    ids = [record.sample_id for record in records]
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(
+            "the dataset repeats sample ids across systems; mos.scp needs unique ids"
+        )
+    return ids
+
+
+def parse_scores(text: str, source: str = SCORES_NAME) -> tuple[dict[str, float], list[str]]:
+    """Parse ``mos.scp`` text; returns the scores and the problems found."""
+    scores: dict[str, float] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            problems.append(f"{source}:{number}: expected '<sample_id> <score>'")
+            continue
+        identifier, value_text = parts
+        try:
+            value = float(value_text)
+        except ValueError:
+            problems.append(f"{source}:{number}: score {value_text!r} is not a number")
+            continue
+        if identifier in scores:
+            problems.append(f"{source}:{number}: duplicate id {identifier!r}")
+        if not math.isfinite(value):
+            problems.append(f"{source}:{number}: score of {identifier!r} is not finite")
+        scores[identifier] = value
+    return scores, problems
+
+
+def format_scores(scores: Mapping[str, float]) -> str:
+    """``mos.scp`` text: ``<sample_id> <score>`` with six decimals, in the given order."""
+    return "".join(f"{identifier} {value:.6f}\n" for identifier, value in scores.items())
+
+
+def read_scores_file(path: str | os.PathLike[str]) -> tuple[dict[str, float], list[str]]:
+    """Scores and problems of a ``mos.scp`` file or of the ``mos.scp`` inside a submission zip."""
+    source = Path(path)
+    if source.suffix.lower() != ".zip":
+        return parse_scores(source.read_text(encoding="utf-8"), str(source))
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive:
+        text = archive.read(SCORES_NAME).decode("utf-8")
+    return parse_scores(text, f"{source}:{SCORES_NAME}")

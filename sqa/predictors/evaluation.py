@@ -33,7 +33,7 @@ def _system_of(references: Sequence[AudioRecord] | None, source: str | Path) -> 
     """sample id -> system id of the references (a ``mos.scp`` names samples only)."""
     if references is None:
         raise SqaError(f"{source}: a mos.scp or zip names samples only; give the references")
-    from sqa.predictors.track2 import expected_sample_ids
+    from sqa.data.track2 import expected_sample_ids
 
     expected_sample_ids(references)
     return {record.sample_id: record.system_id for record in references}
@@ -56,10 +56,12 @@ def prediction_table(
         ``(system_id, sample_id) -> {metric: value}``.
     """
     if Path(path).suffix.lower() in SUBMISSION_SUFFIXES:
-        from sqa.predictors.track2 import read_submission_scores
+        from sqa.data.track2 import read_scores_file
 
         system_of = _system_of(references, path)
-        scores = read_submission_scores(path)
+        scores, problems = read_scores_file(path)
+        if problems:
+            raise DataFormatError("; ".join(problems))
         return {(system_of.get(i, ""), i): {metric or "mos": v} for i, v in scores.items()}
     table: dict[tuple[str, str], dict[str, float]] = {}
     for number, row in enumerate(read_rows(path), start=1):
@@ -113,7 +115,7 @@ def _submission_rows(source: Path, system_of: Mapping[str, str]) -> list[tuple[s
     if source.suffix.lower() == ".zip":
         import zipfile
 
-        from sqa.predictors.track2 import SCORES_NAME
+        from sqa.data.track2 import SCORES_NAME
 
         with zipfile.ZipFile(source) as archive:
             text = archive.read(SCORES_NAME).decode("utf-8")

@@ -23,10 +23,16 @@ from typing import Any
 import yaml
 
 from sqa.data.records import AudioRecord
+from sqa.data.track2 import (
+    SCORES_NAME,
+    expected_sample_ids,
+    format_scores,
+    parse_scores,
+    read_scores_file,
+)
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open, check_writable
 
-SCORES_NAME = "mos.scp"
 README_NAME = "README.yaml"
 README_KEYS = (
     "team", "team_email", "team_members", "training_data", "validation_data", "system_type",
@@ -160,41 +166,6 @@ def check_readme(text: str, *, submitting: bool = True) -> list[str]:
     return problems
 
 
-def expected_sample_ids(records: Sequence[AudioRecord]) -> list[str]:
-    """Sample ids of a dataset, which must be unique for ``mos.scp``."""
-    ids = [record.sample_id for record in records]
-    if len(set(ids)) != len(ids):
-        raise DataFormatError(
-            "the dataset repeats sample ids across systems; mos.scp needs unique ids"
-        )
-    return ids
-
-
-def parse_scores(text: str, source: str = SCORES_NAME) -> tuple[dict[str, float], list[str]]:
-    """Parse ``mos.scp`` text; returns the scores and the problems found."""
-    scores: dict[str, float] = {}
-    problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            problems.append(f"{source}:{number}: expected '<sample_id> <score>'")
-            continue
-        identifier, value_text = parts
-        try:
-            value = float(value_text)
-        except ValueError:
-            problems.append(f"{source}:{number}: score {value_text!r} is not a number")
-            continue
-        if identifier in scores:
-            problems.append(f"{source}:{number}: duplicate id {identifier!r}")
-        if not math.isfinite(value):
-            problems.append(f"{source}:{number}: score of {identifier!r} is not finite")
-        scores[identifier] = value
-    return scores, problems
-
-
 def check_scores(scores: Mapping[str, float], expected: Sequence[str] | None) -> list[str]:
     """Missing and extra ids compared with the dataset (when known)."""
     if expected is None:
@@ -209,11 +180,6 @@ def check_scores(scores: Mapping[str, float], expected: Sequence[str] | None) ->
             f"{len(extra)} ids in {SCORES_NAME} are not in the dataset, e.g. {extra[:3]}"
         )
     return problems
-
-
-def format_scores(scores: Mapping[str, float]) -> str:
-    """``mos.scp`` text: ``<sample_id> <score>`` with six decimals, in the given order."""
-    return "".join(f"{identifier} {value:.6f}\n" for identifier, value in scores.items())
 
 
 def validate_submission(path: str | Path, expected: Sequence[str] | None = None) -> list[str]:
@@ -268,12 +234,8 @@ def write_submission(
 def read_submission_scores(path: str | Path, metric: str = "mos") -> dict[str, float]:
     """Scores by sample id from a zip, a ``mos.scp`` or a predictions table (``metric`` column)."""
     source = Path(path)
-    if source.suffix.lower() == ".zip":
-        with zipfile.ZipFile(source) as archive:
-            text = archive.read(SCORES_NAME).decode("utf-8")
-        scores, problems = parse_scores(text, f"{source}:{SCORES_NAME}")
-    elif source.suffix.lower() == ".scp":
-        scores, problems = parse_scores(source.read_text(encoding="utf-8"), str(source))
+    if source.suffix.lower() in (".zip", ".scp"):
+        scores, problems = read_scores_file(source)
     else:
         from sqa.predictors.evaluation import prediction_table
 
