@@ -24,8 +24,8 @@ from rankers.rank_outputs import (
     side_outputs,
     write_outputs,
 )
-from sqa.audio import is_audio_file
 from sqa.commands.options import add_path_argument
+from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import SqaError
 from sqa.fileio import check_writable
 
@@ -47,19 +47,7 @@ def build_rank_parser() -> argparse.ArgumentParser:
         description="Rank systems (folders of homologous enhanced files) with a pairwise ranker "
         "and the ECS algorithm of URGENT-PK.",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--systems", nargs="+", metavar="DIR", help="one folder per system")
-    source.add_argument(
-        "--root",
-        metavar="DIR",
-        help="folder whose sub-folders are systems (a _reference folder is skipped)",
-    )
-    source.add_argument(
-        "--data",
-        metavar="LISTING",
-        help="any listing: URGENT-PK root, Kaldi dir, Track-2 data.jsonl or CSV (homologous "
-        "files share utterance_id, else sample_id)",
-    )
+    add_source_arguments(parser)
     parser.add_argument("--ref-dir", metavar="DIR", help="reference folder inside --root to skip")
     parser.add_argument("--noisy", metavar="DIR", help="unprocessed inputs (Noisy-Speech MOS)")
     parser.add_argument(
@@ -83,10 +71,10 @@ def build_rank_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-file", metavar="TABLE", help="per-file win probability table")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for rank CIs")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+
     parser.add_argument("--seed", type=int, default=0, help="bootstrap/adaptive seed")
     parser.add_argument("--strict", action="store_true", help="missing files are an error")
-    parser.add_argument("--force", action="store_true", help="overwrite outputs")
+    add_run_arguments(parser)
     add_path_argument(parser)
     return parser
 
@@ -108,10 +96,11 @@ def load_ranker(name_or_path: str | None, device: str) -> Any:
 
 
 def _folder_index(folder: str) -> dict[str, Path]:
-    base = Path(folder)
-    if not base.is_dir():
+    from sqa.data.folders import list_audio
+
+    if not Path(folder).is_dir():
         raise SqaError(f"--noisy {folder}: not a folder")
-    return {entry.stem: entry for entry in sorted(base.iterdir()) if is_audio_file(entry)}
+    return {path.stem: path for path in list_audio(folder)}
 
 
 def score_all(
@@ -133,7 +122,8 @@ def score_all(
     noisy_paths = _folder_index(arguments.noisy) if arguments.noisy else {}
     noisy_audio = HomologousAudio({"noisy": noisy_paths}, audio.sample_rate)
     skipped = []
-    for index, utterance in enumerate(tqdm(utterances, desc="sqa rank", file=sys.stderr)):
+    progress = tqdm(utterances, desc="sqa rank", file=sys.stderr, disable=arguments.no_progress)
+    for index, utterance in enumerate(progress):
         waves = audio.load(systems, utterance)
         if waves is None:
             skipped.append(utterance)
@@ -220,32 +210,15 @@ def _check_outputs(arguments: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def _homologous(arguments: argparse.Namespace) -> Any:
-    """Systems and their matched utterances from ``--root``, ``--systems`` or ``--data``.
+    """Systems and their matched utterances from the source flags (every input of
+    :func:`sqa.commands.sources.records_from_arguments`); homologous files share
+    ``utterance_id`` (else the ``sample_id`` less its system name)."""
+    from sqa.commands.sources import records_from_arguments
+    from sqa.data.folders import homologous_from_records
 
-    ``--root`` is a folder of system folders, or any listing :func:`sqa.data.load_records`
-    reads (URGENT-PK root, Kaldi dir, Track-2 ``data.jsonl``, CSV), as is ``--data``.
-    """
-    from sqa.data import describe_source, load_records
-    from sqa.data.folders import (
-        discover_systems,
-        homologous_from_records,
-        match_homologous,
-        systems_from_paths,
-    )
-
-    listing = arguments.data
-    if arguments.root and describe_source(arguments.root) != "folders":
-        listing = arguments.root
-    if listing:
-        homologous = homologous_from_records(load_records(listing), strict=arguments.strict)
-    else:
-        exclude = [arguments.ref_dir] if arguments.ref_dir else []
-        folders = (
-            discover_systems(arguments.root, exclude=exclude, skip_references=True)
-            if arguments.root
-            else systems_from_paths(arguments.systems)
-        )
-        homologous = match_homologous(folders, strict=arguments.strict)
+    exclude = [arguments.ref_dir] if arguments.ref_dir else []
+    records = records_from_arguments(arguments, exclude=exclude)
+    homologous = homologous_from_records(records, strict=arguments.strict)
     if len(homologous.systems) < 2:
         raise SqaError(f"need at least two systems to rank, found {len(homologous.systems)}")
     return homologous

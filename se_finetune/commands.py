@@ -33,11 +33,11 @@ NO_RESTORER_MESSAGE = (
 
 
 def _audio_files(folder: Path) -> list[Path]:
+    from sqa.data.folders import list_audio
+
     if not folder.is_dir():
         raise SqaError(f"{folder}: input folder does not exist")
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    )
+    files = list_audio(folder, recursive=True)
     if not files:
         raise SqaError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
     return files

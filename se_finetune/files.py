@@ -6,21 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sqa.audio import AUDIO_EXTENSIONS, load_audio
-from sqa.errors import SqaError
+from sqa.audio import load_audio
+from sqa.data import folders
 
 
 def list_audio(folder: str | Path | None, *, every: int = 0, holdout: bool = False) -> list[Path]:
-    """Audio files under ``folder`` (sorted); with ``every`` > 0, a deterministic split."""
+    """Audio files anywhere under ``folder`` (:func:`sqa.data.folders.list_audio`, recursive);
+    ``None`` or ``""`` (an unset pool) gives no files."""
     if not folder:
         return []
-    root = Path(folder)
-    if not root.is_dir():
-        raise SqaError(f"{root}: not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-    if every > 0:
-        files = [p for i, p in enumerate(files) if (i % every == 0) == holdout]
-    return files
+    return folders.list_audio(folder, recursive=True, every=every, holdout=holdout)
 
 
 def audio_segments(files: list[Path], rate: int, seconds: float) -> list[np.ndarray]:

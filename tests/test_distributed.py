@@ -62,8 +62,9 @@ def test_ranker_trains_with_two_gloo_processes(tmp_path: Path) -> None:
     output = _torchrun(
         [
             "train-ranker",
+            "--train",
             "data",
-            "--mos-csv",
+            "--mos",
             "mos.csv",
             "--output-dir",
             "run",

@@ -43,7 +43,7 @@ def _audio_folder(root: Path) -> Path:
 def test_predict_folder_skips_bad_files_and_writes_scp(tmp_path: Path, checkpoint: Path, capsys):
     folder = _audio_folder(tmp_path)
     output = tmp_path / "preds.jsonl"
-    arguments = ["predict", "--checkpoint", str(checkpoint), "--dir", str(folder), "--quiet"]
+    arguments = ["predict", "--checkpoint", str(checkpoint), "--dir", str(folder), "--no-progress"]
     code = sqa_main([*arguments, "--output", str(output), "--scp-dir", str(tmp_path / "scp")])
     assert code == 0
     rows = [json.loads(line) for line in output.read_text().splitlines()]
@@ -71,7 +71,7 @@ def test_predict_from_data_jsonl_subset_of_heads(tmp_path: Path, checkpoint: Pat
     records = [AudioRecord(f"s{i}", "sysA", str(folder / f"utt{i}.wav")) for i in range(3)]
     data = write_track2_jsonl(tmp_path / "data.jsonl", records)
     output = tmp_path / "preds.jsonl"
-    command = ["predict", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet"]
+    command = ["predict", "--checkpoint", str(checkpoint), "--data", str(data), "--no-progress"]
     assert sqa_main([*command, "--output", str(output), "--metrics", "mos"]) == 0
     assert all(
         set(json.loads(line)["metrics"]) == {"mos"} for line in output.read_text().splitlines()
@@ -87,7 +87,7 @@ def test_predict_uses_the_installed_default_predictor(
     (tmp_path / "no_release").mkdir()
     monkeypatch.setenv("SQA_CHECKPOINT_DIR", str(tmp_path / "no_release"))
     output = tmp_path / "preds.jsonl"
-    command = ["predict", "--dir", str(folder), "--quiet", "--output", str(output)]
+    command = ["predict", "--dir", str(folder), "--no-progress", "--output", str(output)]
     assert sqa_main(command) == 2
     error = capsys.readouterr().err.strip()
     assert "no default predictor ('predictor-default') is installed" in error

@@ -171,7 +171,7 @@ def test_train_ranker_command_smoke(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "data" / "_reference")
     mos = write_mos(tmp_path / "mos.csv", 4)
     run = tmp_path / "run"
-    common = [str(tmp_path / "data"), "--mos-csv", str(mos), "--output-dir", str(run)]
+    common = ["--train", str(tmp_path / "data"), "--mos", str(mos), "--output-dir", str(run)]
     common += ["--model", "cached", "--max-steps-per-epoch", "1", "--validation-utterances", "1"]
     assert train_main([*common, "--epochs", "1", "--max-seconds", "0.25"]) == 0
     assert (run / "best.pt").is_file() and (run / "last.pt").is_file()

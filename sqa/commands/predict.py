@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqa.commands.options import add_path_argument
+from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data.records import AudioRecord
-from sqa.errors import DataFormatError, SqaError
+from sqa.errors import SqaError
 from sqa.fileio import check_writable, write_rows
 
 DEFAULT_PREDICTOR = "predictor-default"
@@ -34,62 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         help=f"checkpoint file or release name (default: {DEFAULT_PREDICTOR!r} if installed)",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dir", help="folder of audio files (or of one folder per system)")
-    source.add_argument("--scp", help="Kaldi wav.scp (its folder may hold utt2sys, utt2dur)")
-    source.add_argument("--data", help="Track-2 data.jsonl")
+    add_source_arguments(parser)
     parser.add_argument("--output", required=True, help="predictions .jsonl or .csv")
     parser.add_argument("--scp-dir", help="also write <metric>.scp files into this folder")
     parser.add_argument("--metrics", help="comma-separated subset of the model's heads")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded s per batch")
-    parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="files per batch at most")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(parser)
     add_path_argument(parser)
     return parser
 
 
-def _folder_records(folder: Path) -> list[AudioRecord]:
-    from sqa.audio import is_audio_file
-    from sqa.data import discover_systems
-
-    if not folder.is_dir():
-        raise DataFormatError(f"{folder} is not a folder")
-    files = sorted(path for path in folder.iterdir() if path.is_file() and is_audio_file(path))
-    if files:
-        stems = [path.stem for path in files]
-        if len(set(stems)) != len(stems):
-            raise DataFormatError(f"{folder}: several audio files share a name stem")
-        return [
-            AudioRecord(p.stem, folder.resolve().name, str(p), utterance_id=p.stem) for p in files
-        ]
-    # One sub-folder per system; every file is predicted, not only the homologous ones.
-    records = []
-    for system, system_folder in discover_systems(folder).items():
-        for path in sorted(system_folder.iterdir()):
-            if path.is_file() and is_audio_file(path):
-                records.append(AudioRecord(path.stem, system, str(path), utterance_id=path.stem))
-    if not records:
-        raise DataFormatError(f"{folder} holds no audio files")
-    return records
-
-
 def input_records(arguments: argparse.Namespace) -> list[AudioRecord]:
-    """Records named by ``--dir``, ``--scp`` or ``--data``."""
-    from sqa.data import read_kaldi_dir, read_track2_jsonl
-
-    if arguments.dir:
-        return _folder_records(Path(arguments.dir))
-    if arguments.scp:
-        scp = Path(arguments.scp)
-        if not scp.is_file():
-            raise DataFormatError(f"{scp} does not exist")
-        if scp.name != "wav.scp":
-            raise DataFormatError(f"--scp expects a file named wav.scp, got {scp.name}")
-        return read_kaldi_dir(scp.parent)
-    return read_track2_jsonl(arguments.data)
+    """Records named by the source flags (:func:`sqa.commands.sources.records_from_arguments`);
+    every file is predicted, also those not present in every system."""
+    return records_from_arguments(arguments)
 
 
 def choose_checkpoint(checkpoint: str | None) -> str:
@@ -156,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"sqa predict: skipping {record.system_id}/{record.sample_id}: {message}", sys.stderr
         )
 
-    with tqdm(total=len(records), unit="file", disable=arguments.quiet, file=sys.stderr) as bar:
+    with tqdm(
+        total=len(records), unit="file", disable=arguments.no_progress, file=sys.stderr
+    ) as bar:
         rows = prediction_rows(model, records, settings, report, bar.update)
     if not rows:
         raise SqaError(f"no file could be scored ({len(failures)} failed)")

@@ -13,12 +13,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqa.commands.options import add_path_argument
+from sqa.commands.sources import (
+    add_run_arguments,
+    add_source_arguments,
+    records_from_arguments,
+)
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable
 from sqa.metrics.registry import METRIC_GROUPS, METRIC_SPECS, expand_metric_names
@@ -56,10 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sqa score",
         description="Compute teacher metrics per file (see also: sqa score merge SHARD... -o OUT).",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--systems", nargs="+", metavar="DIR", help="system folders (or a root)")
-    source.add_argument("--scp", metavar="WAV_SCP", help="Kaldi wav.scp (utt2sys beside it)")
-    source.add_argument("--data", metavar="FILE", help="data.jsonl, CSV table or Kaldi dir")
+    add_source_arguments(parser)
     reference = parser.add_mutually_exclusive_group()
     reference.add_argument("--ref-dir", metavar="DIR", help="clean references DIR/<utt>.<ext>")
     reference.add_argument("--ref-scp", metavar="SCP", help="clean references '<utt> <path>'")
@@ -71,13 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     parser.add_argument("--shard", default="0/1", metavar="I/N", help="score only shard I of N")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted job")
-    parser.add_argument("--force", action="store_true", help="overwrite the output")
-    parser.add_argument("--dnsmos-mode", choices=("full", "fast"), default="full")
-    parser.add_argument("--plcmos-seed", type=int, default=0)
+    parser.add_argument(
+        "--dnsmos-mode",
+        choices=("full", "fast"),
+        default="full",
+        help="full: the reference 9.01 s sliding windows (default); fast: one window (±0.07 MOS)",
+    )
+    parser.add_argument("--plcmos-seed", type=int, default=0, help="seed of PLCMOS's random draws")
     parser.add_argument(
         "--rank-metrics", help="NAME[=WEIGHT],... ranked into rank_score (default: all, weight 1)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(parser, device=False)
     for name in WEIGHT_OPTIONS:
         parser.add_argument(f"--{name}-weights", metavar="PATH", help=f"local {name} weights")
     add_path_argument(parser)
@@ -96,35 +101,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _records(arguments: argparse.Namespace) -> list[AudioRecord]:
-    from sqa import data
-
-    if arguments.systems:
-        folders = [Path(item) for item in arguments.systems]
-        if len(folders) == 1 and not any(p.is_file() for p in folders[0].iterdir()):
-            # A reference folder inside the root is not a system.
-            reference = [arguments.ref_dir] if arguments.ref_dir else []
-            systems = data.discover_systems(folders[0], exclude=reference, skip_references=True)
-        else:
-            systems = data.systems_from_paths(folders)
-        with warnings.catch_warnings():
-            # Scoring labels every file, also those missing from some system.
-            warnings.simplefilter("ignore")
-            matched = data.match_homologous(systems)
-        return [
-            data.AudioRecord(stem, system, str(path), utterance_id=stem)
-            for system in matched.systems
-            for stem, path in sorted(matched.paths[system].items())
-        ]
-    if arguments.scp:
-        scp = Path(arguments.scp)
-        if not scp.is_file():
-            raise DataFormatError(f"{scp}: no such file")
-        if scp.name == "wav.scp":
-            return data.read_kaldi_dir(scp.parent)
-        from sqa.data.kaldi import read_audio_scp
-
-        return [data.AudioRecord(key, scp.stem, path) for key, path in read_audio_scp(scp).items()]
-    return data.load_records(arguments.data)
+    # A reference folder inside the root is not a system.
+    return records_from_arguments(
+        arguments, exclude=[arguments.ref_dir] if arguments.ref_dir else []
+    )
 
 
 def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
@@ -140,10 +120,13 @@ def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
         folder = Path(arguments.ref_dir)
         if not folder.is_dir():
             raise DataFormatError(f"--ref-dir {folder}: not a folder")
+        from sqa.data.folders import list_audio
+
         found: dict[str, str] = {}
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in AUDIO_EXTENSIONS:
-                found.setdefault(path.stem, str(path))
+        for path in sorted(
+            list_audio(folder), key=lambda p: AUDIO_EXTENSIONS.index(p.suffix.lower())
+        ):
+            found.setdefault(path.stem, str(path))
         return found
     return None
 

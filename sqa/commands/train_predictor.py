@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from sqa.commands.options import add_path_argument
+from sqa.commands.sources import deprecated_alias
 from sqa.errors import SqaError
 
 
@@ -31,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ssl-path", default="", help="local SSL model folder (SSL presets)")
     parser.add_argument("--metrics", help="comma-separated heads (default: the 22 Track-2 keys)")
-    parser.add_argument("--lr", type=float, dest="learning_rate")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-3)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        dest="learning_rate",
+        action=deprecated_alias("--lr", "--learning-rate"),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument(
         "--warmup-steps",
         type=int,

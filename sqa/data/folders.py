@@ -32,13 +32,46 @@ EXAMPLES_SHOWN = 5
 REFERENCE_FOLDER = "_reference"  # the clean references beside generated system folders
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    """Audio files directly inside ``folder`` (hidden files skipped), sorted by name."""
-    return sorted(
-        entry
-        for entry in folder.iterdir()
-        if entry.is_file() and not entry.name.startswith(".") and is_audio_file(entry)
+def list_audio(
+    folder: str | os.PathLike[str],
+    *,
+    recursive: bool = False,
+    every: int = 0,
+    holdout: bool = False,
+) -> list[Path]:
+    """The audio files of a folder: the one lister of the suite (sorted by path).
+
+    Hidden files and folders (``.name``) are skipped, only :data:`sqa.audio.AUDIO_EXTENSIONS`
+    count, and broken links are left out.
+
+    Args:
+        folder: The folder.
+        recursive: Also list the files of its sub-folders (corpora, pools of speech or noise).
+        every: With ``every > 0``, a deterministic split: every ``every``-th file is held out.
+        holdout: Return the held-out part of that split instead of the rest.
+
+    Raises:
+        DataFormatError: ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataFormatError(f"{root}: not a folder")
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    files = sorted(
+        path
+        for path in candidates
+        if is_audio_file(path)
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
     )
+    if every > 0:
+        files = [path for index, path in enumerate(files) if (index % every == 0) == holdout]
+    return files
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    """Audio files directly inside ``folder``."""
+    return list_audio(folder)
 
 
 def discover_systems(
