@@ -46,7 +46,7 @@ def build_ranker(name: str, device: str) -> torch.nn.Module:
     """An untrained preset from :data:`MODELS`, else a checkpoint file or manifest name."""
     if name in MODELS:
         return MODELS[name]()
-    from rankers.commands import load_ranker
+    from rankers.loading import load_ranker
 
     return load_ranker(name, device)
 

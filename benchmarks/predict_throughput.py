@@ -63,7 +63,7 @@ def measure_predictor(
     started = time.perf_counter()
     torch.manual_seed(0)
     if isinstance(config, str):
-        from sqa.commands.predict import load_predictor
+        from sqa.predictors.loading import load_predictor
 
         model = load_predictor(config)
         config = model.config
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(arguments.threads)
     teacher_text = arguments.teacher_metrics or default_teachers
     if arguments.checkpoint and not arguments.teacher_metrics:
-        from sqa.commands.predict import load_predictor
+        from sqa.predictors.loading import load_predictor
 
         teacher_text = ",".join(load_predictor(arguments.checkpoint).metric_names)
     teachers = [name.strip() for name in teacher_text.split(",") if name.strip()]

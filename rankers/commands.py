@@ -15,6 +15,7 @@ import numpy as np
 from rankers.adaptive import adaptive_ranking
 from rankers.bradley_terry import bradley_terry_bootstrap
 from rankers.ecs import ecs_ranking, scalar_probability_table, symmetrise
+from rankers.loading import DEFAULT_RANKER, NO_RANKER_MESSAGE, load_ranker
 from rankers.rank_outputs import (
     describe_unreadable,
     per_file_rows,
@@ -31,13 +32,6 @@ from sqa.fileio import check_writable
 
 if TYPE_CHECKING:  # torch is imported only when a ranker runs (`sqa rank --help` stays fast)
     from rankers.inference import HomologousAudio, RankerScorer
-
-DEFAULT_RANKER = "ranker-default"
-NO_RANKER_MESSAGE = (
-    "no ranker given: pass --ranker CHECKPOINT|NAME (a file from `sqa train-ranker` or a name in "
-    f"checkpoints/manifest.json) or --scores TABLE; no default ranker ({DEFAULT_RANKER!r}) is "
-    "installed"
-)
 
 
 def build_rank_parser() -> argparse.ArgumentParser:
@@ -77,22 +71,6 @@ def build_rank_parser() -> argparse.ArgumentParser:
     add_run_arguments(parser)
     add_path_argument(parser)
     return parser
-
-
-def load_ranker(name_or_path: str | None, device: str) -> Any:
-    """Load a ranker checkpoint (our model kinds are registered on import)."""
-    if not name_or_path:
-        raise SqaError(NO_RANKER_MESSAGE)
-    # Importing the model modules registers their kinds even without installed entry points.
-    import rankers.cached
-    import rankers.model
-    import rankers.quality  # noqa: F401
-    from sqa.checkpoint import load_model
-
-    model = load_model(name_or_path, device=device)
-    if not hasattr(model, "compare_features") and not hasattr(model, "compare_embeddings"):
-        raise SqaError(f"{name_or_path} is not a pairwise ranker checkpoint")
-    return model
 
 
 def _folder_index(folder: str) -> dict[str, Path]:

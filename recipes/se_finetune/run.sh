@@ -30,8 +30,8 @@ if [ "$first" -le 4 ] && [ "$last" -ge 4 ]; then
   "$sqa" simulate --speech ../shared/data/speech/ljspeech --noise ../shared/data/noise/emgse_test \
     --output "$work/real_sim" --count 24 --duration 1 --seed 3000000 --force
   mkdir -p "$work/real" && cp "$work"/real_sim/noisy/*.wav "$work/real/"
-  "$python" -m se_finetune.evidence pretrain --work "$work" --data ../shared/data --pretrain-steps 1150
+  "$python" recipes/se_finetune/evidence.py pretrain --work "$work" --data ../shared/data --pretrain-steps 1150
   # CRITIC=exp/universa/run_distillmos/best.pt: rows with a trained predictor as the critic
-  "$python" -m se_finetune.evidence rows --work "$work" --data ../shared/data --critic "${CRITIC:-dnsmos}"
-  "$python" -m se_finetune.evidence table --work "$work"
+  "$python" recipes/se_finetune/evidence.py rows --work "$work" --data ../shared/data --critic "${CRITIC:-dnsmos}"
+  "$python" recipes/se_finetune/evidence.py table --work "$work"
 fi

@@ -19,6 +19,7 @@ from sqa.commands.sources import add_run_arguments, add_source_arguments, record
 from sqa.data.records import AudioRecord
 from sqa.errors import SqaError
 from sqa.fileio import check_writable, write_rows
+from sqa.predictors.loading import load_predictor
 
 DEFAULT_PREDICTOR = "predictor-default"
 NO_PREDICTOR_MESSAGE = (
@@ -58,17 +59,6 @@ def choose_checkpoint(checkpoint: str | None) -> str:
     from sqa.checkpoint.manifest import choose_release
 
     return choose_release(checkpoint, DEFAULT_PREDICTOR, "sqa predict", NO_PREDICTOR_MESSAGE)
-
-
-def load_predictor(name_or_path: str, device: str = "cpu") -> object:
-    """Load a predictor checkpoint (file or release name) and check it is one."""
-    import sqa.predictors.model  # noqa: F401  (registers the model kind)
-    from sqa.checkpoint import load_model
-
-    model = load_model(name_or_path, device=device)
-    if not hasattr(model, "metric_names"):
-        raise SqaError(f"{name_or_path} is not a multi-metric predictor checkpoint")
-    return model
 
 
 def write_metric_scps(folder: str | Path, rows: Sequence[dict], force: bool) -> list[Path]:

@@ -65,7 +65,7 @@ def _template(arguments: argparse.Namespace) -> int:
     destination = check_writable(arguments.output, arguments.force)
     model = None
     if arguments.checkpoint:
-        from sqa.commands.predict import load_predictor
+        from sqa.predictors.loading import load_predictor
 
         model = load_predictor(arguments.checkpoint)
     with atomic_open(destination) as stream:
@@ -77,9 +77,9 @@ def _template(arguments: argparse.Namespace) -> int:
 def _scores_from_checkpoint(arguments: argparse.Namespace) -> dict[str, float]:
     from tqdm import tqdm
 
-    from sqa.commands.predict import load_predictor
     from sqa.data import read_track2_jsonl
     from sqa.predictors.inference import PredictionSettings, predict_batches
+    from sqa.predictors.loading import load_predictor
 
     model = load_predictor(arguments.checkpoint, arguments.device)
     # Without --metric: the model's declared overall head, else its "mos" head.

@@ -2,9 +2,9 @@
 
 Stages (each resumable; run them in order, logs and checkpoints under ``--work``):
 
-    python -m se_finetune.evidence pretrain --work /work/runs/se_finetune
-    python -m se_finetune.evidence rows --work /work/runs/se_finetune [--only NAME]
-    python -m se_finetune.evidence table --work /work/runs/se_finetune
+    python recipes/se_finetune/evidence.py pretrain --work /work/runs/se_finetune
+    python recipes/se_finetune/evidence.py rows --work /work/runs/se_finetune [--only NAME]
+    python recipes/se_finetune/evidence.py table --work /work/runs/se_finetune
 
 ``pretrain`` trains a compact BSRNN with ``L_spec`` on simulated data from ``--data``; ``rows``
 fine-tunes it under each loss configuration with the differentiable DNSMOS critic (asem) or a
