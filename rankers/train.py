@@ -51,7 +51,7 @@ from sqa.checkpoint import load_checkpoint, save_checkpoint
 from sqa.distributed import distributed_context
 from sqa.errors import DataFormatError
 from sqa.fileio import read_rows
-from sqa.runs import run_lock, seed_everything, write_run_metadata
+from sqa.runs import check_resume, run_lock, seed_everything, write_run_metadata
 
 
 def preset_model(config: TrainConfig) -> tuple[str, Any]:
@@ -324,6 +324,7 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
     elif kind is None:
         raise DataFormatError("train(): an explicit model_config needs its checkpoint kind")
     if rank == 0:
+        check_resume(Path(config.output_dir), resume=config.resume, force=config.force)
         write_run_metadata(config.output_dir, config)
     pairs, validation_pairs, validation_records = _prepare(config)
     run, start_epoch = _setup(config, model_config, kind, world_size)

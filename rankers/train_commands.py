@@ -6,9 +6,11 @@ import argparse
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import add_config_arguments, add_path_argument
 from sqa.commands.sources import deprecated_alias
+from sqa.configs import load_config, merge, parse_overrides
 from sqa.errors import SqaError
 
 # Options spelled as the other subcommands spell them (``sqa rank --mos``).
@@ -33,41 +35,30 @@ def _attribute_descriptions(docstring: str) -> dict[str, str]:
 
 
 def build_train_parser() -> argparse.ArgumentParser:
-    """Argument parser of ``sqa train-ranker`` (one option per :class:`TrainConfig` field)."""
+    """Argument parser of ``sqa train-ranker`` (one option per :class:`TrainConfig` field).
+
+    Only the options given end up in the namespace (``argparse.SUPPRESS`` defaults), so that they
+    override ``--config`` and ``--set`` rather than resetting them to the defaults.
+    """
     from rankers.train_config import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="sqa train-ranker", description="Train URGENT-PK.")
+    parser = argparse.ArgumentParser(
+        prog="sqa train-ranker",
+        description="Train URGENT-PK. Settings: --config YAML, then --set KEY=VALUE, then flags.",
+        argument_default=argparse.SUPPRESS,
+    )
     parser.add_argument(
         "--train", dest="data", help="folder root (+ --mos), data.jsonl, Kaldi dir or CSV"
     )
     parser.add_argument(  # the spelling before --train, kept for one release
         "legacy_data", nargs="?", metavar="DATA", help="deprecated: use --train DATA"
     )
-    parser.add_argument("--output-dir", required=True, help="run folder (checkpoints, logs)")
+    parser.add_argument("--output-dir", dest="output_dir", help="run folder (checkpoints, logs)")
+    add_config_arguments(parser, "YAML with TrainConfig fields")
     descriptions = _attribute_descriptions(TrainConfig.__doc__ or "")
     for field in fields(TrainConfig):
-        if field.name in {"data", "output_dir"}:
-            continue
-        option = RENAMED.get(field.name, "--" + field.name.replace("_", "-"))
-        described = descriptions.get(field.name, "")
-        if field.type in ("bool", bool):
-            parser.add_argument(
-                option,
-                dest=field.name,
-                action=argparse.BooleanOptionalAction,
-                default=field.default,
-                help=described,
-            )
-        else:
-            kind = {"int": int, "float": float}.get(str(field.type), str)
-            parser.add_argument(
-                option,
-                dest=field.name,
-                type=kind,
-                default=field.default,
-                choices=TRAIN_CHOICES.get(field.name),
-                help=f"{described} (default: %(default)s)",
-            )
+        if field.name not in {"data", "output_dir"}:
+            _add_field_option(parser, field, descriptions.get(field.name, ""))
     parser.add_argument(
         "--mos-csv",
         dest="mos_csv",
@@ -78,20 +69,34 @@ def build_train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_field_option(parser: argparse.ArgumentParser, field: Any, described: str) -> None:
+    option = RENAMED.get(field.name, "--" + field.name.replace("_", "-"))
+    help_text = f"{described} (default: {field.default})"
+    if field.type in ("bool", bool):
+        parser.add_argument(
+            option, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text
+        )
+        return
+    kind = {"int": int, "float": float}.get(str(field.type), str)
+    choices = TRAIN_CHOICES.get(field.name)
+    parser.add_argument(option, dest=field.name, type=kind, choices=choices, help=help_text)
+
+
 def train_main(argv: Sequence[str] | None) -> int:
     """``sqa train-ranker``: see ``sqa train-ranker --help``."""
-    arguments = vars(build_train_parser().parse_args(list(argv or [])))
+    given = vars(build_train_parser().parse_args(list(argv or [])))
     from rankers.train import train
     from rankers.train_config import TrainConfig
 
-    arguments.pop("paths")  # applied while parsing (sqa.commands.options), not a config field
-    legacy = arguments.pop("legacy_data")
+    given.pop("paths", None)  # applied while parsing (sqa.commands.options), not a config field
+    legacy = given.pop("legacy_data", None)
     if legacy is not None:
         warnings.warn("the positional DATA is deprecated; use --train DATA", FutureWarning, 2)
-        arguments["data"] = arguments["data"] or legacy
-    if not arguments["data"]:
+        given.setdefault("data", legacy)
+    path, overrides = given.pop("config", None), parse_overrides(given.pop("set", []))
+    config = load_config(path, TrainConfig, merge(overrides, given))
+    if not config.data:
         raise SqaError("no training data: give --train DATA")
-    config = TrainConfig(**arguments)
     best = train(config)
     print(f"best checkpoint: {best}")
     return 0

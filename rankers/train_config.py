@@ -40,6 +40,7 @@ class TrainConfig:
         device: ``cpu`` or ``cuda``.
         cache_audio: Keep decoded audio in memory.
         resume: Continue from ``output_dir/last.pt`` when present.
+        force: Start over in a run folder that has a checkpoint (else refused unless resume).
         feature_store: File keeping a frozen encoder's features between runs (``distillmos``).
     """
 
@@ -70,4 +71,5 @@ class TrainConfig:
     device: str = "cpu"
     cache_audio: bool = False
     resume: bool = False
+    force: bool = False
     feature_store: str | None = None

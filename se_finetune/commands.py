@@ -18,8 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
+from sqa.commands.options import add_config_arguments, add_resume_arguments
+from sqa.commands.sources import deprecated_alias
 from sqa.errors import AudioError, CheckpointError, SqaError
 from sqa.fileio import check_writable, dumps_json, write_rows
+from sqa.runs import check_resume
 
 if TYPE_CHECKING:  # torch is imported when a model runs, so `--help` stays fast
     from torch import nn
@@ -238,12 +241,19 @@ def finetune_parser() -> argparse.ArgumentParser:
     """Arguments of ``sqa finetune``."""
     parser = argparse.ArgumentParser(
         prog="sqa finetune",
-        description="SQA-guided fine-tuning of a restorer (resumes from OUTPUT_DIR/last.pt).",
+        description="SQA-guided fine-tuning of a restorer (--resume continues OUTPUT_DIR/last.pt).",
     )
-    parser.add_argument("--config", required=True, type=Path, help="YAML FinetuneConfig")
+    add_config_arguments(parser, "YAML FinetuneConfig (required)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--steps", type=int, help="override steps")
-    parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    add_resume_arguments(parser)
+    parser.add_argument(
+        "--no-resume",
+        dest="force",
+        nargs=0,
+        action=deprecated_alias("--no-resume", "--force"),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--progress", action="store_true", help="print one JSON line per step")
     return parser
@@ -254,8 +264,11 @@ def finetune_main(argv: Sequence[str]) -> int:
     arguments = finetune_parser().parse_args(list(argv))
     from se_finetune.finetune import Finetuner, load_config, write_summary
     from se_finetune.guard import RewardHackingError
+    from sqa.configs import parse_overrides
 
-    overrides: dict[str, object] = {}
+    if not arguments.config:
+        raise SqaError("sqa finetune needs --config YAML")
+    overrides: dict[str, object] = parse_overrides(arguments.set)
     if arguments.output_dir:
         overrides["output_dir"] = arguments.output_dir
     if arguments.steps is not None:
@@ -265,10 +278,9 @@ def finetune_main(argv: Sequence[str]) -> int:
         import torch
 
         torch.set_num_threads(arguments.threads)
+    check_resume(Path(config.output_dir), resume=arguments.resume, force=arguments.force)
     finetuner = Finetuner(config)
-    if arguments.no_resume and (Path(config.output_dir) / "last.pt").exists():
-        check_writable(Path(config.output_dir) / "last.pt", force=True)
-    result = finetuner.run(resume=not arguments.no_resume, progress=arguments.progress)
+    result = finetuner.run(resume=arguments.resume, progress=arguments.progress)
     write_summary(result, Path(config.output_dir) / "summary.json")
     if result.status == "collapsed":
         raise RewardHackingError(result.message)

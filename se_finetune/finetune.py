@@ -38,7 +38,7 @@ from se_finetune.losses import (
 )
 from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
-from sqa.errors import CheckpointError, ConfigError, SqaError
+from sqa.errors import CheckpointError, SqaError
 from sqa.fileio import atomic_open, dumps_json
 from sqa.runs import run_lock, seed_everything, write_run_metadata
 
@@ -389,20 +389,7 @@ def write_summary(result: FinetuneResult, path: Path) -> None:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
-    """Read a YAML config (unknown keys are an error) with optional top-level overrides."""
-    import yaml
+    """Read a YAML config (unknown keys are an error) with overrides (sqa.configs.load_config)."""
+    from sqa.configs import load_config as load
 
-    from sqa.configs import config_from_dict
-
-    source = Path(path)
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise SqaError(f"{source}: cannot read the config: {error}") from None
-    if not isinstance(data, dict):
-        raise SqaError(f"{source}: the config must be a mapping")
-    data.update(overrides or {})
-    try:
-        return config_from_dict(FinetuneConfig, data)
-    except ConfigError as error:
-        raise SqaError(f"{source}: {error}") from None
+    return load(path, FinetuneConfig, overrides)

@@ -235,3 +235,16 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         yield lock
     finally:
         lock.unlink(missing_ok=True)
+
+
+def check_resume(output_dir: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to overwrite an earlier run silently (see ``sqa.commands.options``).
+
+    Raises:
+        SqaError: ``output_dir/last.pt`` exists and neither ``resume`` nor ``force`` is set.
+    """
+    if (output_dir / "last.pt").exists() and not (resume or force):
+        raise SqaError(
+            f"{output_dir} holds a run (last.pt): pass --resume to continue it or --force to "
+            "start over"
+        )

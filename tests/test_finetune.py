@@ -299,6 +299,11 @@ def test_finetune_command_runs_and_rejects_bad_configs(tmp_path) -> None:
     assert (tmp_path / "run" / "last.pt").is_file() and (
         tmp_path / "run" / "summary.json"
     ).is_file()
+    # One resume rule for every trainer: an existing run is refused without --resume/--force.
+    with pytest.raises(SqaError, match="pass --resume to continue it or --force"):
+        finetune_main(["--config", str(path), "--set", "steps=2"])
+    assert finetune_main(["--config", str(path), "--set", "steps=2", "--resume"]) == 0
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["steps"] == 2
     path.write_text(yaml.safe_dump({**data, "learning_rat": 1.0}))
     with pytest.raises(SqaError, match="learning_rat"):
         finetune_main(["--config", str(path)])

@@ -176,6 +176,8 @@ def test_train_ranker_command_smoke(tmp_path: Path) -> None:
     assert train_main([*common, "--epochs", "1", "--max-seconds", "0.25"]) == 0
     assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
     assert (run / "config.yaml").is_file()
+    with pytest.raises(SqaError, match="pass --resume to continue it or --force"):
+        train_main([*common, "--epochs", "2"])
     assert train_main([*common, "--epochs", "2", "--resume"]) == 0
     from sqa.checkpoint import load_checkpoint
 
@@ -225,3 +227,21 @@ def test_scalar_scores_join_on_utterance_id_when_sample_ids_are_unique(tmp_path:
     assert [row["system"] for row in read_rows(output)] == list(SNR)
     summary = json.loads((tmp_path / "ranking_summary.json").read_text())
     assert summary["missing_scores"] == 0
+
+
+def test_train_ranker_reads_a_config_file_and_set_overrides(tmp_path: Path) -> None:
+    import yaml
+
+    from sqa.configs import load_config, merge, parse_overrides
+
+    settings = {"data": "d", "output_dir": "out", "epochs": 7, "model": "cached"}
+    (tmp_path / "ranker.yaml").write_text(yaml.safe_dump(settings))
+    # The file, then --set, then the flags (the CLI's order), for every trainer alike.
+    flags = {"learning_rate": 0.01}
+    config = load_config(
+        tmp_path / "ranker.yaml", TrainConfig, merge(parse_overrides(["epochs=3"]), flags)
+    )
+    assert (config.epochs, config.learning_rate, config.model) == (3, 0.01, "cached")
+    (tmp_path / "bad.yaml").write_text("epoch: 3\n")
+    with pytest.raises(SqaError, match="bad.yaml: unknown field"):
+        load_config(tmp_path / "bad.yaml", TrainConfig)

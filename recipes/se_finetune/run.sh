@@ -13,10 +13,10 @@ sqa=${SQA:-.venv/bin/sqa}
 here=recipes/se_finetune
 
 if [ "$first" -le 1 ] && [ "$last" -ge 1 ]; then
-  "$sqa" finetune --config "$here/pretrain.yaml" --progress
+  "$sqa" finetune --config "$here/pretrain.yaml" --progress --resume
 fi
 if [ "$first" -le 2 ] && [ "$last" -ge 2 ]; then
-  "$sqa" finetune --config "$here/config.yaml" --progress
+  "$sqa" finetune --config "$here/config.yaml" --progress --resume
 fi
 if [ "$first" -le 3 ] && [ "$last" -ge 3 ]; then
   "$sqa" simulate --speech ../shared/data/speech --noise ../shared/data/noise \

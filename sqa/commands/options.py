@@ -33,3 +33,31 @@ def add_path_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--paths", choices=PATH_RULES, default="auto", action=_PathRuleAction, help=PATH_RULE_HELP
     )
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--config FILE`` and repeatable ``--set KEY=VALUE``: the configuration of every trainer.
+
+    The config is built by :func:`sqa.configs.load_config`: the file, then the ``--set`` items
+    (dotted keys reach nested configs), then the command's own flags.
+    """
+    parser.add_argument("--config", metavar="YAML", help=what)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field (repeatable; dotted keys for nested ones, YAML values)",
+    )
+
+
+RESUME_HELP = "continue the run in --output-dir from its last.pt (a fresh start when there is none)"
+
+
+def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    """The one resume rule of every trainer: ``--resume`` continues, ``--force`` starts over, and
+    without either a run folder that already holds a checkpoint is refused."""
+    parser.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    parser.add_argument(
+        "--force", action="store_true", help="start over in a run folder that has a checkpoint"
+    )

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import RESUME_HELP, add_config_arguments, add_path_argument
 from sqa.commands.sources import deprecated_alias
 from sqa.errors import SqaError
 
@@ -26,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", action="append", help="data.jsonl / Kaldi dir / CSV (globs ok)")
     parser.add_argument("--valid", action="append", help="validation data (repeatable)")
     parser.add_argument("--output-dir", help="run folder (checkpoints, log.jsonl, config.yaml)")
-    parser.add_argument("--config", help="YAML with TrainConfig fields (model: UniVersaConfig)")
+    add_config_arguments(parser, "YAML with TrainConfig fields (model: UniVersaConfig)")
     parser.add_argument(
         "--preset", choices=PRESETS, help="model configuration (default compact-mel)"
     )
@@ -61,8 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device")
-    parser.add_argument("--resume", help="training checkpoint to continue (e.g. RUN/last.pt)")
-    parser.add_argument("--force", action="store_true", help="reuse an existing run folder")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="CHECKPOINT",
+        help=f"{RESUME_HELP}; or continue from CHECKPOINT",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="start over in a run folder that has a checkpoint"
+    )
     add_path_argument(parser)
     return parser
 
@@ -89,15 +95,12 @@ def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
 
 
 def resolve_config(arguments: argparse.Namespace) -> object:
-    """TrainConfig from ``--config`` (if any), then the preset and the command-line overrides."""
-    from sqa.configs import config_from_dict
+    """TrainConfig from ``--config`` (if any), then the preset, the flags and ``--set`` items."""
+    from sqa.configs import config_from_dict, config_to_dict, load_config, merge, parse_overrides
     from sqa.predictors.presets import preset_config
     from sqa.predictors.train import TrainConfig
 
-    config = TrainConfig()
-    if arguments.config:
-        data = yaml.safe_load(Path(arguments.config).read_text(encoding="utf-8")) or {}
-        config = config_from_dict(TrainConfig, data)
+    config = load_config(arguments.config, TrainConfig)
     metrics = tuple(m.strip() for m in arguments.metrics.split(",")) if arguments.metrics else None
     if arguments.preset or not arguments.config:
         model = preset_config(
@@ -117,7 +120,13 @@ def resolve_config(arguments: argparse.Namespace) -> object:
         changes["train"] = tuple(arguments.train)
     if arguments.valid:
         changes["valid"] = tuple(arguments.valid)
-    return replace(config, **changes)
+    config = replace(config, **changes)
+    if not arguments.set:
+        return config
+    # --set last: it may reach any field, nested model ones too (model.trunk.num_layers=4).
+    return config_from_dict(
+        TrainConfig, merge(config_to_dict(config), parse_overrides(arguments.set))
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,10 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SqaError("no training data: give --train (or 'train' in --config)")
     output = Path(config.output_dir)
     first_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 checks
-    reuse = arguments.force or arguments.resume
+    resume = arguments.resume
+    if resume == "":  # bare --resume: the run folder's own last.pt, when there is one
+        resume = str(output / "last.pt") if (output / "last.pt").is_file() else None
+    reuse = arguments.force or arguments.resume is not None
     if first_process and output.exists() and any(output.iterdir()) and not reuse:
-        raise SqaError(f"{output} is not empty; pass --force to reuse it or --resume to continue")
-    summary = train_predictor(config, resume=arguments.resume)
+        raise SqaError(
+            f"{output} is not empty; pass --resume to continue it or --force to start over"
+        )
+    summary = train_predictor(config, resume=resume)
     if summary["rank"] != 0:
         return 0
     print(
