@@ -82,7 +82,7 @@ fi
 if run 3; then
   # Restorer snapshots after 150 and 500 steps are kept as two more "systems" for the corpus.
   for steps in 150 500 "${RESTORER_STEPS:-800}"; do
-    "$sqa" finetune --config "$here/restorer.yaml" --steps "$steps" --threads 1
+    "$sqa" finetune --config "$here/restorer.yaml" --steps "$steps" --threads 1 --resume
     [ "$steps" -lt 1000 ] && cp "$work/restorer/last.pt" "$work/restorer/snapshot_$steps.pt"
   done
 fi
@@ -133,20 +133,20 @@ if run 6; then
     preset=${variant%%:*}; data=${variant##*:}
     options=(--epochs 40 --learning-rate 1e-3 --batch-size 64 --lr-decay 0.95)
     [ "$preset" = cached ] && options=(--epochs 12 --learning-rate 1e-3 --batch-size 16 --lr-decay 0.9 --cache-audio)
-    "$sqa" train-ranker "$work/labels_train_$data.jsonl" --preferences "$work/pairs_train_$data.jsonl" \
+    "$sqa" train-ranker --train "$work/labels_train_$data.jsonl" --preferences "$work/pairs_train_$data.jsonl" \
       --model "$preset" --output-dir "$work/ranker_${preset}_$data" --alpha 1 --beta 0 \
       --validation-utterances 8 --keep-best 3 --feature-store "$work/distillmos_features.pt" \
       --resume "${options[@]}"
   done
   for config in ${PREDICTORS-predictor predictor_all}; do
     run_dir=$(sed -n 's/^output_dir: *//p' "$here/$config.yaml")
-    resume=(); [ -f "$run_dir/last.pt" ] && resume=(--resume "$run_dir/last.pt" --force)
+    resume=(); [ -f "$run_dir/last.pt" ] && resume=(--resume)
     "$sqa" train-predictor --config "$here/$config.yaml" "${resume[@]}"
   done
 fi
 # The restorer fine-tuned with the predictor as critic (guard on), and both restorers evaluated.
 if run 7; then
-  "$sqa" finetune --config "$here/restorer_sqa.yaml" --threads 1
+  "$sqa" finetune --config "$here/restorer_sqa.yaml" --threads 1 --resume
 fi
 # Candidates evaluated side by side with the peers (DNSMOS OVRL/P.808, Distill-MOS, ECS over each).
 # Each entry is a run folder under $work (its best.pt) or a shipped release name (checkpoints/),

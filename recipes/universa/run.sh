@@ -57,7 +57,7 @@ config=$here/${CONFIG:-config.yaml}
 run_dir=$(sed -n 's/^output_dir: *//p' "$config")
 if run 4; then
   resume=()
-  [ -f "$run_dir/last.pt" ] && resume=(--resume "$run_dir/last.pt" --force)
+  [ -f "$run_dir/last.pt" ] && resume=(--resume)
   "$sqa" train-predictor --config "$config" "${resume[@]}"
 fi
 if run 5; then
