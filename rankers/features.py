@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from sqa.mel import htk_mel_filterbank
+from sqa.mel import htk_mel_filterbank, mel_power_spectrogram
 
 
 def frames_for_lengths(lengths: torch.Tensor, hop_length: int) -> torch.Tensor:
@@ -69,18 +69,13 @@ class LogMelSpectrogram(nn.Module):
         Returns:
             ``(B, n_mels, 1 + T // hop_length)`` features in dB.
         """
-        spectrum = torch.stft(
+        mel = mel_power_spectrogram(
             waveform,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
-            win_length=self.win_length,
             window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        power = spectrum.real.square() + spectrum.imag.square()
-        mel = torch.matmul(power.transpose(1, 2), self.filterbank).transpose(1, 2)
+            filterbank=self.filterbank,
+        ).transpose(1, 2)
         return 10.0 * torch.log10(torch.clamp(mel, min=self.floor))
 
 

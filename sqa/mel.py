@@ -1,4 +1,4 @@
-"""HTK-scale triangular mel filterbank in torch, shared by the predictor and ranker front ends.
+"""HTK mel filterbank and mel power frames in torch, shared by the predictor and ranker front ends.
 
 Our own implementation, so no model depends on torchaudio (its wheels do not import beside the CPU
 torch build). Filters have peak height 1 and no area normalisation, the convention of
@@ -56,3 +56,45 @@ def htk_mel_filterbank(
 def empty_mel_filters(filterbank: torch.Tensor) -> list[int]:
     """Indices of mel bands without any FFT bin: all-zero columns of a ``(freqs, mels)`` bank."""
     return [int(index) for index in torch.nonzero(filterbank.sum(dim=0) == 0).flatten()]
+
+
+def mel_power_spectrogram(
+    waveform: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    window: torch.Tensor,
+    filterbank: torch.Tensor,
+) -> torch.Tensor:
+    """Mel power frames of a centred (reflect-padded) Hann STFT: the shared part of the log-mel
+    front ends of the ranker (dB) and of the predictor (natural log).
+
+    Args:
+        waveform: ``(B, T)`` float waveform.
+        n_fft: FFT size.
+        hop_length: Frame shift in samples.
+        window: ``(win_length,)`` analysis window (zero-padded to ``n_fft`` by ``torch.stft``).
+        filterbank: ``(n_fft // 2 + 1, n_mels)`` mel weights (:func:`htk_mel_filterbank`).
+
+    Returns:
+        ``(B, 1 + T // hop_length, n_mels)`` mel band powers.
+
+    Example:
+        >>> bank = htk_mel_filterbank(257, 40, 16000)
+        >>> frames = mel_power_spectrogram(torch.zeros(2, 1600), n_fft=512, hop_length=160,
+        ...                                window=torch.hann_window(400), filterbank=bank)
+        >>> tuple(frames.shape)
+        (2, 11, 40)
+    """
+    spectrum = torch.stft(
+        waveform,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=window.shape[0],
+        window=window.to(waveform.dtype),
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+    power = spectrum.real.square() + spectrum.imag.square()  # (B, bins, frames)
+    return torch.matmul(power.transpose(1, 2), filterbank.to(power.dtype))

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ("sqa.stats", "sqa.metrics.signal", "sqa.metrics.perceptual")
+MODULES = ("sqa.stats", "sqa.metrics.signal", "sqa.metrics.perceptual", "sqa.mel", "sqa.configs")
 
 
 @pytest.mark.parametrize("name", MODULES)

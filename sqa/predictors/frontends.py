@@ -26,7 +26,7 @@ from torch import nn
 
 from sqa.compat.optional import import_transformers
 from sqa.errors import MissingWeightsError
-from sqa.mel import htk_mel_filterbank
+from sqa.mel import htk_mel_filterbank, mel_power_spectrogram
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -228,17 +228,13 @@ class LogMelFrontEnd(nn.Module):
         if waveform.shape[1] < config.n_fft // 2 + 1:
             # Reflect padding in the centred STFT needs more samples than half the FFT.
             waveform = F.pad(waveform, (0, config.n_fft // 2 + 1 - waveform.shape[1]))
-        spectrum = torch.stft(
+        mel = mel_power_spectrogram(
             waveform,
             n_fft=config.n_fft,
             hop_length=config.hop_length,
-            win_length=config.win_length,
-            window=self.window.to(waveform.dtype),
-            center=True,
-            return_complex=True,
-        )
-        power = spectrum.real**2 + spectrum.imag**2  # (B, bins, F)
-        mel = torch.matmul(power.transpose(1, 2), self.filterbank.to(power.dtype))
+            window=self.window,
+            filterbank=self.filterbank,
+        )  # (B, F, n_mels)
         features = torch.log(mel + config.log_floor)
         # Only frames whose window ends inside the item count as valid, so an item's features do
         # not depend on the zero padding a longer batch-mate adds after it.
