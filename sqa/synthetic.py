@@ -127,3 +127,28 @@ def write_system_folders(
             audio = clean if np.isinf(snr) else add_noise_at_snr(clean, snr, noise_seed)
             soundfile.write(folder / f"{name}.wav", audio, sample_rate)
     return reference_folder
+
+
+def write_labelled_clips(
+    folder: str | Path, count: int, *, noise_step: float = 0.02, duration: float = 0.5
+) -> Path:
+    """Write ``count`` noisy speech-like clips with a ``mos`` label and their Track-2 listing.
+
+    Clip ``i`` has noise of standard deviation ``noise_step * (i + 1)`` and the label
+    ``1 + 4 i / max(count - 1, 1)`` (a known order), for tiny training runs in tests and demos.
+
+    Returns:
+        The ``data.jsonl`` in ``folder``.
+    """
+    from sqa.audio import save_audio
+    from sqa.data import AudioRecord, write_track2_jsonl
+
+    target = Path(folder)
+    records = []
+    for index in range(count):
+        clean = speech_like(duration, seed=index)
+        noise = np.random.default_rng(index).normal(0, noise_step * (index + 1), clean.shape)
+        path = save_audio(target / f"u{index}.wav", np.clip(clean + noise, -1, 1), 16000)
+        label = 1.0 + 4.0 * index / max(count - 1, 1)
+        records.append(AudioRecord(f"u{index}", "sys", str(path), metrics={"mos": label}))
+    return write_track2_jsonl(target / "data.jsonl", records, force=True)

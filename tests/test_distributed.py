@@ -8,14 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from sqa.audio import save_audio
-from sqa.data import AudioRecord, write_track2_jsonl
 from sqa.distributed import distributed_context
-from sqa.synthetic import speech_like, write_system_folders
+from sqa.synthetic import write_labelled_clips, write_system_folders
 
 
 def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,13 +86,7 @@ def test_ranker_trains_with_two_gloo_processes(tmp_path: Path) -> None:
 
 
 def test_predictor_trains_with_two_gloo_processes(tmp_path: Path) -> None:
-    records = []
-    for index in range(8):
-        clean = speech_like(0.5, seed=index)
-        noisy = clean + np.random.default_rng(index).normal(0, 0.02 * (index + 1), clean.shape)
-        path = save_audio(tmp_path / f"u{index}.wav", np.clip(noisy, -1, 1), 16000)
-        records.append(AudioRecord(f"u{index}", "sys", str(path), metrics={"mos": 1 + 0.4 * index}))
-    write_track2_jsonl(tmp_path / "data.jsonl", records)
+    write_labelled_clips(tmp_path, 8)
     output = _torchrun(
         [
             "train-predictor",

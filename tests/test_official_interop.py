@@ -255,6 +255,13 @@ def _official_numbers(rows: list[tuple[str, str, float]], labels: dict[str, floa
     }
 
 
+def _evaluate_official(predictions: Path, reference: Path, output: Path) -> dict:
+    """``sqa evaluate --official``'s numbers for the reference metric ``mos``."""
+    arguments = ["--pred", str(predictions), "--ref", str(reference), "--official"]
+    assert evaluate.main([*arguments, "--output", str(output)]) == 0
+    return json.loads(output.read_text())["metrics"]["mos"]
+
+
 def test_official_mode_propagates_nan_and_counts_duplicates(tmp_path: Path) -> None:
     reference = _references(tmp_path, LABELS)
     rows = [
@@ -269,22 +276,7 @@ def test_official_mode_propagates_nan_and_counts_duplicates(tmp_path: Path) -> N
             for system, sample, value in rows
         ],
     )
-    output = tmp_path / "official.json"
-    assert (
-        evaluate.main(
-            [
-                "--pred",
-                str(predictions),
-                "--ref",
-                str(reference),
-                "--official",
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
-    ours = json.loads(output.read_text())["metrics"]["mos"]
+    ours = _evaluate_official(predictions, reference, tmp_path / "official.json")
     expected = _official_numbers(rows, LABELS)
     for key, value in expected.items():
         if math.isnan(value):
@@ -476,21 +468,7 @@ def test_official_mode_reads_zips_and_tab_separated_scp(tmp_path: Path) -> None:
     reports = []
     for predictions in (scp, archive):
         output = tmp_path / f"{predictions.suffix[1:]}.json"
-        assert (
-            evaluate.main(
-                [
-                    "--pred",
-                    str(predictions),
-                    "--ref",
-                    str(reference),
-                    "--official",
-                    "--output",
-                    str(output),
-                ]
-            )
-            == 0
-        )
-        reports.append(json.loads(output.read_text())["metrics"]["mos"])
+        reports.append(_evaluate_official(predictions, reference, output))
     assert reports[0] == reports[1] and reports[0]["count"] == len(LABELS)
     with pytest.raises(Exception, match="one metric"):
         evaluate.main(

@@ -6,17 +6,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from sqa.audio import save_audio
-from sqa.data import write_track2_jsonl
-from sqa.data.records import AudioRecord
 from sqa.predictors import TrunkConfig, UniVersaConfig
 from sqa.predictors.schedule import bar_postfix, effective_warmup, total_steps, warmup_factor
 from sqa.predictors.train import PredictorTrainer, TrainConfig
-from sqa.synthetic import speech_like
+from sqa.synthetic import write_labelled_clips
 
 TINY = TrunkConfig(num_layers=1, num_heads=2, d_model=16, ffn_dim=32, dropout=0.0)
 
@@ -34,13 +30,7 @@ def test_total_steps_and_warmup_scaling() -> None:
 
 
 def _tiny_data(folder: Path) -> Path:
-    records = []
-    for index in range(2):
-        clean = speech_like(0.5, seed=index)
-        noisy = clean + np.random.default_rng(index).normal(0, 0.05 * (index + 1), clean.shape)
-        path = save_audio(folder / f"u{index}.wav", np.clip(noisy, -1, 1), 16000)
-        records.append(AudioRecord(f"u{index}", "sys", str(path), metrics={"mos": 2.0 + index}))
-    return write_track2_jsonl(folder / "data.jsonl", records)
+    return write_labelled_clips(folder, 2, noise_step=0.05)
 
 
 @pytest.fixture()
