@@ -1,6 +1,6 @@
 """``sqa enhance``, ``sqa simulate`` and ``sqa finetune``.
 
-``sqa enhance --model`` takes a neural enhancer name from :mod:`se_finetune.neural` or a restorer
+``sqa enhance --model`` takes a neural enhancer name from :mod:`sqa.simulation.neural` or a restorer
 checkpoint; without it, the ``restorer-default`` release of the checkpoint manifest.
 """
 
@@ -85,7 +85,7 @@ def peak_safe(output: np.ndarray) -> np.ndarray:
 
 def enhance_parser() -> argparse.ArgumentParser:
     """Arguments of ``sqa enhance``."""
-    from se_finetune.neural import ENHANCERS
+    from sqa.simulation.neural import ENHANCERS
 
     parser = argparse.ArgumentParser(
         prog="sqa enhance",
@@ -121,7 +121,7 @@ def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
         MissingDependencyError: For a neural enhancer whose package is not installed.
         CheckpointError: For a name that is neither a neural enhancer nor a checkpoint.
     """
-    from se_finetune.neural import ENHANCERS
+    from sqa.simulation.neural import ENHANCERS
 
     if name in ENHANCERS:
         enhancer = ENHANCERS[name]
@@ -192,8 +192,8 @@ def simulate_parser() -> argparse.ArgumentParser:
 def _simulation_config(arguments: argparse.Namespace) -> object:
     import yaml
 
-    from se_finetune.simulate import SimulationConfig
     from sqa.configs import config_from_dict
+    from sqa.simulation.simulate import SimulationConfig
 
     data = {}
     if arguments.config:
@@ -208,8 +208,8 @@ def _simulation_config(arguments: argparse.Namespace) -> object:
 def simulate_main(argv: Sequence[str]) -> int:
     """``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``."""
     arguments = simulate_parser().parse_args(list(argv))
-    from se_finetune.files import list_audio
-    from se_finetune.simulate import Simulator, summarise_mix
+    from sqa.simulation.files import list_audio
+    from sqa.simulation.simulate import Simulator, summarise_mix
 
     if arguments.count < 1:
         raise SqaError("--count must be at least 1")

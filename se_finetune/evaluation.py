@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from se_finetune.simulate import SimulatedPair
 from sqa.metrics.scorer import FileScore, MetricScorer
+from sqa.simulation.simulate import SimulatedPair
 
 DNSMOS_WINDOW = 144160  # 9.01 s at 16 kHz, the reference scorer's input length
 

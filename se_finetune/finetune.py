@@ -22,7 +22,6 @@ from torch import nn
 
 from se_finetune.bsrnn import BSRNN, BSRNNConfig, compact_config
 from se_finetune.evaluation import evaluate_restorer
-from se_finetune.files import audio_segments, list_audio
 from se_finetune.guard import GuardConfig, GuardVerdict, RewardHackingGuard
 from se_finetune.losses import (
     FrozenCritic,
@@ -36,11 +35,12 @@ from se_finetune.losses import (
     rank_loss,
     score_loss,
 )
-from se_finetune.simulate import SimulatedPair, SimulationConfig, Simulator
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sqa.errors import CheckpointError, SqaError
 from sqa.fileio import atomic_open, dumps_json
 from sqa.runs import run_lock, seed_everything, write_run_metadata
+from sqa.simulation.files import audio_segments, list_audio
+from sqa.simulation.simulate import SimulatedPair, SimulationConfig, Simulator
 
 EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
 

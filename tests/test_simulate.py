@@ -9,9 +9,11 @@ import pytest
 import soundfile
 from scipy import signal as scipy_signal
 
-from se_finetune.classical import CLASSICAL_ENHANCERS, get_enhancer
 from se_finetune.commands import simulate_main
-from se_finetune.simulate import (
+from sqa.audio import save_audio
+from sqa.errors import SqaError
+from sqa.simulation.classical import CLASSICAL_ENHANCERS, get_enhancer
+from sqa.simulation.simulate import (
     SimulationConfig,
     Simulator,
     active_speech_power,
@@ -23,8 +25,6 @@ from se_finetune.simulate import (
     reverberate,
     summarise_mix,
 )
-from sqa.audio import save_audio
-from sqa.errors import SqaError
 from sqa.synthetic import speech_like
 
 RATE = 16000

@@ -10,11 +10,11 @@ import pytest
 import soundfile
 
 from se_finetune.noise import NOISE_KINDS, coloured_noise, procedural_noise, simulated_rir
-from se_finetune.simulate import SimulationConfig
 from se_finetune.systems import SystemBuilder, parse_system_set
 from sqa import cli
 from sqa.errors import SqaError
 from sqa.fileio import read_rows
+from sqa.simulation.simulate import SimulationConfig
 from sqa.synthetic import speech_like
 
 DESCRIPTION = """

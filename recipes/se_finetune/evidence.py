@@ -25,9 +25,9 @@ from se_finetune.bsrnn import BSRNNConfig
 from se_finetune.evaluation import evaluate_inputs, evaluate_restorer, teacher_scorer
 from se_finetune.finetune import FinetuneConfig, Finetuner, LossWeights, write_summary
 from se_finetune.guard import GuardConfig
-from se_finetune.simulate import SimulationConfig
 from sqa.checkpoint import load_model
 from sqa.fileio import dumps_json
+from sqa.simulation.simulate import SimulationConfig
 
 METRICS = ("sdr", "pesq", "estoi", "lsd", "dnsmos_ovrl")
 # name -> (λ_spec, λ_score, λ_feat, λ_reg, real_ratio, learning-rate multiplier)

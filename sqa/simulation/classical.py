@@ -5,7 +5,7 @@ The CCF-AATC 2025 challenge degrades speech by passing it through imperfect upst
 spectral subtraction leaves musical noise, the Wiener filter with a decision-directed a-priori
 SNR muffles weak speech, and over-suppression (an exaggerated Wiener gain) removes speech energy
 together with the noise. All share a noise power estimate taken from the quietest frames.
-:func:`get_enhancer` also returns the pretrained neural back ends of :mod:`se_finetune.neural`.
+:func:`get_enhancer` also returns the pretrained neural back ends of :mod:`sqa.simulation.neural`.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ CLASSICAL_ENHANCERS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 def get_enhancer(name: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """Look up a secondary-processing enhancer: a classical one or a neural back end.
 
-    Neural names (``dfn3``, ``rnnoise``, ``nsnet2``, ``gtcrn``; see :mod:`se_finetune.neural`)
+    Neural names (``dfn3``, ``rnnoise``, ``nsnet2``, ``gtcrn``; see :mod:`sqa.simulation.neural`)
     return a callable that loads its model on first use, so a lookup never needs the package.
 
     Raises:
@@ -140,7 +140,7 @@ def get_enhancer(name: str) -> Callable[[np.ndarray, int], np.ndarray]:
     if name in CLASSICAL_ENHANCERS:
         return CLASSICAL_ENHANCERS[name]
     # Imported here: the neural module pulls in sqa.audio (and torch); this one stays light.
-    from se_finetune.neural import ENHANCERS as NEURAL_ENHANCERS
+    from sqa.simulation.neural import ENHANCERS as NEURAL_ENHANCERS
 
     if name in NEURAL_ENHANCERS:
         return NEURAL_ENHANCERS[name]

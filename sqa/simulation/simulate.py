@@ -27,10 +27,10 @@ import numpy as np
 import soundfile
 from scipy import signal as scipy_signal
 
-from se_finetune.classical import get_enhancer
-from se_finetune.neural import NeuralEnhancer
 from sqa.audio import load_audio, resample
 from sqa.errors import SqaError
+from sqa.simulation.classical import get_enhancer
+from sqa.simulation.neural import NeuralEnhancer
 
 ACTIVITY_THRESHOLD_DB = -40.0  # frames within 40 dB of the loudest frame count as active speech
 PEAK_LIMIT = 0.95
@@ -54,8 +54,8 @@ class SimulationConfig:
         bandlimit_rates: Candidate lower rates (only those below ``sample_rate`` are used).
         secondary_probability: Probability of secondary-processing artifacts.
         secondary_methods: Enhancers to draw from: classical ones (see
-            :mod:`se_finetune.classical`) and, when their packages are installed, the neural
-            back ends ``dfn3``, ``rnnoise``, ``nsnet2``, ``gtcrn`` (:mod:`se_finetune.neural`).
+            :mod:`sqa.simulation.classical`) and, when their packages are installed, the neural
+            back ends ``dfn3``, ``rnnoise``, ``nsnet2``, ``gtcrn`` (:mod:`sqa.simulation.neural`).
         codec_probability: Probability of a lossy codec.
         codecs: Codecs to draw from (``"mp3"``, ``"vorbis"``).
         mp3_bitrates: MP3 bit rates in kbit/s (clamped to what the rate allows).
