@@ -151,8 +151,8 @@ fi
 # Candidates evaluated side by side with the peers (DNSMOS OVRL/P.808, Distill-MOS, ECS over each).
 # Each entry is a run folder under $work (its best.pt) or a shipped release name (checkpoints/),
 # e.g. EVAL_RANKERS="ranker-default ranker-accurate" EVAL_PREDICTORS=predictor-default.
-rankers=${EVAL_RANKERS:-ranker_distillmos_real ranker_distillmos_all ranker_cached_real}
-predictors=${EVAL_PREDICTORS:-predictor predictor_all}
+rankers=${EVAL_RANKERS-ranker_distillmos_real ranker_distillmos_all ranker_cached_real}
+predictors=${EVAL_PREDICTORS-predictor predictor_all}  # EVAL_PREDICTORS= (empty): none
 human=$data/human/m1_codec_mushra
 evaluation=${EVALUATION:-$work/evaluation}
 ratings() { tail -n +2 "$human/ratings.csv" | tr -d '\r'; }  # the file has CRLF line ends
