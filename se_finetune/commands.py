@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
 from sqa.commands.options import add_config_arguments, add_resume_arguments
-from sqa.commands.sources import deprecated_alias
+from sqa.commands.sources import add_run_arguments, add_source_arguments, deprecated_alias
 from sqa.errors import AudioError, CheckpointError, SqaError
 from sqa.fileio import check_writable, dumps_json, write_rows
 from sqa.runs import check_resume
@@ -98,9 +98,17 @@ def enhance_parser() -> argparse.ArgumentParser:
         "or a restorer checkpoint (path or manifest name); "
         f"default: the {DEFAULT_RESTORER!r} release when installed",
     )
-    parser.add_argument("--input", required=True, type=Path, help="folder of degraded audio")
-    parser.add_argument("--output", required=True, type=Path, help="folder for restored audio")
-    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    source = add_source_arguments(parser)
+    source.add_argument(
+        "--input", type=Path, help="folder tree of degraded audio (mirrored into --output)"
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="folder for restored audio (<system>/<sample>.wav for the other inputs)",
+    )
+    add_run_arguments(parser, device=False)
     return parser
 
 
@@ -140,18 +148,38 @@ def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
     return lambda samples, rate: restore(model, samples, rate)
 
 
+def _enhance_plan(arguments: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """Input files and where their restored versions go (always inside ``--output``)."""
+    if arguments.input:
+        files = _audio_files(arguments.input)
+        return files, [arguments.output / path.relative_to(arguments.input) for path in files]
+    from sqa.commands.sources import records_from_arguments
+    from sqa.data.records import check_identifier
+
+    files, destinations = [], []
+    for record in records_from_arguments(arguments):
+        for value in (record.system_id, record.sample_id):
+            check_identifier(value, "name", str(arguments.output))
+            if "/" in value or "\\" in value or value in (".", ".."):  # never outside --output
+                raise SqaError(f"{value!r} cannot name a file inside {arguments.output}")
+        source = Path(record.path)
+        files.append(source)
+        suffix = source.suffix.lower() if source.suffix else ".wav"
+        destinations.append(arguments.output / record.system_id / f"{record.sample_id}{suffix}")
+    return files, destinations
+
+
 def enhance_main(argv: Sequence[str]) -> int:
     """``sqa enhance [--model dfn3|rnnoise|nsnet2|gtcrn|CKPT] --input DIR --output DIR``."""
     arguments = enhance_parser().parse_args(list(argv))
-    files = _audio_files(arguments.input)
-    destinations = [arguments.output / path.relative_to(arguments.input) for path in files]
+    files, destinations = _enhance_plan(arguments)
     for destination in destinations:
         check_writable(destination, arguments.force)
     enhance = load_enhancer(arguments.model)
     failures = 0
-    for source, destination in tqdm(
-        list(zip(files, destinations, strict=True)), desc="enhance", file=sys.stderr, disable=None
-    ):
+    plan = list(zip(files, destinations, strict=True))
+    disable = True if arguments.no_progress else None  # tqdm: None = a bar only on a terminal
+    for source, destination in tqdm(plan, desc="enhance", file=sys.stderr, disable=disable):
         try:
             samples, rate = load_audio(source)
             save_audio(destination, enhance(samples, rate), rate)

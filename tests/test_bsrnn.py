@@ -123,3 +123,25 @@ def test_enhance_command_keeps_names_lengths_and_rates(tmp_path) -> None:
         assert np.max(np.abs(soundfile.read(str(tmp_path / "out" / name))[0])) <= 0.99 + 1e-4
     with pytest.raises(SqaError, match="exists"):
         enhance_main(arguments)
+
+
+def test_enhance_takes_the_shared_inputs_and_never_writes_outside_its_output(tmp_path) -> None:
+    from se_finetune.commands import enhance_main
+    from sqa.data import AudioRecord, write_track2_jsonl
+    from sqa.synthetic import write_system_folders
+
+    torch.manual_seed(3)
+    config = BSRNNConfig(sample_rate=16000, num_channels=8, num_layers=1, mask_hidden_factor=1)
+    checkpoint = save_checkpoint(tmp_path / "r.pt", BSRNN(config), config, kind="bsrnn")
+    write_system_folders(tmp_path / "root", {"a": 20.0, "b": 5.0}, 2, duration=0.3)
+    output = tmp_path / "out"
+    model = ["--model", str(checkpoint), "--no-progress"]
+    assert enhance_main([*model, "--root", str(tmp_path / "root"), "--output", str(output)]) == 0
+    assert sorted(p.relative_to(output).as_posix() for p in output.rglob("*.wav")) == [
+        "a/utt000.wav", "a/utt001.wav", "b/utt000.wav", "b/utt001.wav",
+    ]  # fmt: skip
+    hostile = AudioRecord("../../escape", "a", str(tmp_path / "root" / "a" / "utt000.wav"))
+    listing = write_track2_jsonl(tmp_path / "data.jsonl", [hostile])
+    with pytest.raises(SqaError, match="cannot name a file inside"):
+        enhance_main([*model, "--data", str(listing), "--output", str(tmp_path / "out2")])
+    assert not (tmp_path / "escape.wav").exists()

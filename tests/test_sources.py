@@ -16,7 +16,7 @@ from sqa.data import write_kaldi_dir, write_track2_jsonl
 from sqa.data.folders import list_audio
 from sqa.synthetic import write_system_folders
 
-AUDIO_COMMANDS = ("score", "predict", "rank")
+AUDIO_COMMANDS = ("score", "predict", "rank", "enhance")
 SOURCE_FLAGS = ("--dir", "--systems", "--root", "--scp", "--data")
 RUN_FLAGS = ("--force", "--no-progress")
 

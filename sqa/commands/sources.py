@@ -29,8 +29,12 @@ from sqa.errors import DataFormatError
 SOURCE_OPTIONS = ("dir", "systems", "root", "scp", "data")
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the mutually exclusive input flags of every audio-reading subcommand (required)."""
+def add_source_arguments(parser: argparse.ArgumentParser) -> Any:
+    """Add the mutually exclusive input flags of every audio-reading subcommand (required).
+
+    Returns:
+        The argparse group, for a command that adds an input of its own to it.
+    """
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--dir", metavar="DIR", help="a folder of audio files, or a folder of system folders"
@@ -47,6 +51,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LISTING",
         help="data.jsonl, CSV, Kaldi dir, URGENT-PK root, SHEET CSV or VERSA results",
     )
+    return group
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
