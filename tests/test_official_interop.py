@@ -107,38 +107,17 @@ def test_paths_relative_to_cwd_are_written_as_the_official_preparation_does(
     monkeypatch.chdir(tmp_path)
     listing = _write_jsonl(tmp_path / "lists" / "data.jsonl", _official_tree(tmp_path))
     output = tmp_path / "exp" / "scores.jsonl"
-    arguments = [
-        "--data",
-        str(listing),
-        "--metrics",
-        "lsd",
-        "--no-progress",
-        "--paths",
-        "relative-to-cwd",
-        "--ref-dir",
-        "db/systems/_reference",
-        "-o",
-        str(output),
-    ]
-    assert score.main(arguments) == 0
+
+    def arguments(rule: str, destination: str) -> list[str]:
+        common = ["--data", str(listing), "--metrics", "lsd", "--no-progress", "--paths", rule]
+        return [*common, "--ref-dir", "db/systems/_reference", "-o", destination]
+
+    assert score.main(arguments("relative-to-cwd", str(output))) == 0
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert rows[0]["audio_path"] == "db/systems/system_a/utt000.wav"
     assert len(_official_loader(output)) == 4
     # relative-to-listing does not fall back to the working directory
-    bad = [
-        "--data",
-        str(listing),
-        "--metrics",
-        "lsd",
-        "--no-progress",
-        "--paths",
-        "relative-to-listing",
-        "--ref-dir",
-        "db/systems/_reference",
-        "-o",
-        "x.jsonl",
-    ]
-    assert sqa_main(["score", *bad]) == 1
+    assert sqa_main(["score", *arguments("relative-to-listing", "x.jsonl")]) == 1
 
 
 def test_score_exits_non_zero_when_nothing_usable(tmp_path: Path, capsys) -> None:
