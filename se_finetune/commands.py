@@ -210,7 +210,7 @@ def simulate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--count", type=int, default=100, help="number of pairs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first pair")
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--sample-rate", type=int, default=16000, help="output rate in Hz")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per pair")
     parser.add_argument("--config", type=Path, help="YAML with SimulationConfig fields")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -77,7 +77,7 @@ def synthesize_parser() -> argparse.ArgumentParser:
         "(every espeak-ng language); default: a curated set of ~20 espeak-ng languages",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of texts and voice order")
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--sample-rate", type=int, default=16000, help="output rate in Hz")
     parser.add_argument("--jobs", type=int, default=1, help="parallel synthesis jobs")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     parser.add_argument("--force", action="store_true", help="re-synthesise existing files")

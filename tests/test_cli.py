@@ -84,3 +84,28 @@ def test_help_of_every_subcommand_imports_no_torch_or_scipy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
+
+
+def test_every_option_of_every_subcommand_has_help_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import contextlib
+    import io
+
+    from sqa.cli import SUBCOMMANDS, _resolve
+
+    class ParsedError(Exception):  # stops a subcommand right after it built its parser
+        pass
+
+    undocumented: dict[str, list[str]] = {}
+
+    def inspect(self: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        for action in self._actions:
+            if action.option_strings and action.help is None and action.dest != "help":
+                undocumented.setdefault(self.prog, []).append(action.option_strings[0])
+        raise ParsedError
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", inspect)
+    for name in SUBCOMMANDS:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ParsedError):
+            _resolve(name)([])
+    assert not undocumented

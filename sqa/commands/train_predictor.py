@@ -43,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="linear lr warm-up (default 25000; a shorter run warms up over 10%% of its steps)",
     )
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-seconds", type=float)
-    parser.add_argument("--max-batch-size", type=int)
+    parser.add_argument("--max-steps", type=int, help="stop after this many updates")
+    parser.add_argument("--epochs", type=int, help="passes over the training data")
+    parser.add_argument("--batch-seconds", type=float, help="padded seconds of audio per batch")
+    parser.add_argument("--max-batch-size", type=int, help="files per batch at most")
     parser.add_argument("--max-seconds", type=float, help="random crop of longer training files")
-    parser.add_argument("--grad-clip", type=float)
-    parser.add_argument("--valid-every", type=int)
+    parser.add_argument("--grad-clip", type=float, help="gradient norm clip")
+    parser.add_argument("--valid-every", type=int, help="updates between validations")
     parser.add_argument(
         "--criterion", help="'loss' or '<metric|mean>/<utt|sys>_<mse|lcc|srcc|ktau>'"
     )
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
     parser.add_argument("--workers", type=int, dest="num_workers", help="data-loader workers")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device")
+    parser.add_argument("--seed", type=int, help="the run's one seed")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda")
     parser.add_argument(
         "--resume",
         nargs="?",
