@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqa.commands.options import add_config_arguments, add_path_argument
-from sqa.commands.sources import deprecated_alias
+from sqa.commands.options import add_config_arguments, add_path_argument, deprecated_alias
 from sqa.configs import load_config, merge, parse_overrides
 from sqa.errors import SqaError
 

@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
-from sqa.commands.options import add_config_arguments, add_resume_arguments
-from sqa.commands.sources import add_run_arguments, add_source_arguments, deprecated_alias
+from sqa.commands.options import add_config_arguments, add_resume_arguments, deprecated_alias
+from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import AudioError, CheckpointError, SqaError
 from sqa.fileio import check_writable, dumps_json, write_rows
 from sqa.runs import check_resume

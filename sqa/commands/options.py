@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,3 +62,21 @@ def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="start over in a run folder that has a checkpoint"
     )
+
+
+def deprecated_alias(old: str, new: str) -> Any:
+    """An argparse action for an old spelling: stores into ``new``'s destination with a warning
+    (old spellings stay for one release)."""
+
+    class Alias(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: str | None = None,
+        ) -> None:
+            warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=2)
+            setattr(namespace, self.dest, True if self.nargs == 0 else values)
+
+    return Alias

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqa.commands.options import deprecated_alias
 from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError
 
@@ -130,16 +131,19 @@ def records_from_arguments(
         DataFormatError: Missing folders or files, or a source that lists no audio.
     """
     from sqa.data import describe_source, load_records, systems_from_paths
+    from sqa.data.folders import list_audio
 
     if arguments.dir:
         records = _folder_records(_folder(arguments.dir), exclude)
     elif arguments.systems:
         folders = [_folder(item) for item in arguments.systems]
-        if len(folders) == 1 and not _holds_audio(folders[0]):
+        if len(folders) == 1:  # one system folder, or one root of them
             records = _folder_records(folders[0], exclude)
         else:
             systems = systems_from_paths(folders)
-            records = [r for name, f in systems.items() for r in _folder_records_of(name, f)]
+            records = [
+                r for name, f in systems.items() for r in _system_records(name, list_audio(f))
+            ]
     elif arguments.root:
         listing = describe_source(arguments.root) != "folders"
         root = Path(arguments.root)
@@ -153,38 +157,8 @@ def records_from_arguments(
     return records
 
 
-def _folder_records_of(system: str, folder: Path) -> list[AudioRecord]:
-    from sqa.data.folders import list_audio
-
-    return _system_records(system, list_audio(folder))
-
-
-def _holds_audio(folder: Path) -> bool:
-    from sqa.data.folders import list_audio
-
-    return bool(list_audio(folder))
-
-
 def _folder(item: str | Path) -> Path:
     folder = Path(item)
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: no such folder")
     return folder
-
-
-def deprecated_alias(old: str, new: str) -> Any:
-    """An argparse action for an old spelling: stores into ``new``'s destination with a warning
-    (old spellings stay for one release)."""
-
-    class Alias(argparse.Action):
-        def __call__(
-            self,
-            parser: argparse.ArgumentParser,
-            namespace: argparse.Namespace,
-            values: Any,
-            option_string: str | None = None,
-        ) -> None:
-            warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=2)
-            setattr(namespace, self.dest, True if self.nargs == 0 else values)
-
-    return Alias

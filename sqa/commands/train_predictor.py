@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sqa.commands.options import RESUME_HELP, add_config_arguments, add_path_argument
-from sqa.commands.sources import deprecated_alias
+from sqa.commands.options import (
+    RESUME_HELP,
+    add_config_arguments,
+    add_path_argument,
+    deprecated_alias,
+)
 from sqa.errors import SqaError
 
 
