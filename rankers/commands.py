@@ -127,7 +127,10 @@ def _summary(arguments: argparse.Namespace, homologous: Any, run: RankRun) -> di
 
 
 def rank_main(argv: Sequence[str]) -> int:
-    """``sqa rank``: see ``sqa rank --help``."""
+    """Rank systems with URGENT-PK/ECS (or ECS over scores).
+
+    See ``sqa rank --help``.
+    """
     arguments = build_rank_parser().parse_args(list(argv))
     output, per_file = _check_outputs(arguments)
     arguments.ranker = choose_ranker(arguments)

@@ -82,7 +82,10 @@ def _add_field_option(parser: argparse.ArgumentParser, field: Any, described: st
 
 
 def train_main(argv: Sequence[str] | None) -> int:
-    """``sqa train-ranker``: see ``sqa train-ranker --help``."""
+    """Train the URGENT-PK ranker.
+
+    See ``sqa train-ranker --help``.
+    """
     given = vars(build_train_parser().parse_args(list(argv or [])))
     from rankers.train import train
     from rankers.train_config import TrainConfig

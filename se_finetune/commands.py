@@ -170,7 +170,11 @@ def _enhance_plan(arguments: argparse.Namespace) -> tuple[list[Path], list[Path]
 
 
 def enhance_main(argv: Sequence[str]) -> int:
-    """``sqa enhance [--model dfn3|rnnoise|nsnet2|gtcrn|CKPT] --input DIR --output DIR``."""
+    """Run a restorer or a neural enhancer on audio files.
+
+    Usage: ``sqa enhance [--model NAME|CKPT] (--input DIR | --dir DIR | --data LISTING | ...)
+    --output DIR``.
+    """
     arguments = enhance_parser().parse_args(list(argv))
     files, destinations = _enhance_plan(arguments)
     for destination in destinations:
@@ -234,7 +238,10 @@ def _simulation_config(arguments: argparse.Namespace) -> object:
 
 
 def simulate_main(argv: Sequence[str]) -> int:
-    """``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``."""
+    """Build degraded/clean training pairs.
+
+    Usage: ``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``.
+    """
     arguments = simulate_parser().parse_args(list(argv))
     from sqa.simulation.files import list_audio
     from sqa.simulation.simulate import Simulator, summarise_mix
@@ -288,7 +295,10 @@ def finetune_parser() -> argparse.ArgumentParser:
 
 
 def finetune_main(argv: Sequence[str]) -> int:
-    """``sqa finetune --config recipes/se_finetune/config.yaml``."""
+    """SQA-guided fine-tuning of a restorer.
+
+    Usage: ``sqa finetune --config recipes/se_finetune/config.yaml``.
+    """
     arguments = finetune_parser().parse_args(list(argv))
     from se_finetune.finetune import Finetuner, load_config, write_summary
     from se_finetune.guard import RewardHackingError

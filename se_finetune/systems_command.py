@@ -128,7 +128,10 @@ def _run(arguments: argparse.Namespace) -> Iterator[list[dict[str, Any]]]:
 
 
 def simulate_systems_main(argv: Sequence[str]) -> int:
-    """``sqa simulate-systems --speech DIR --noise DIR --systems systems.yaml --output DIR``."""
+    """Homologous system folders of known quality order.
+
+    Usage: ``sqa simulate-systems --speech DIR --noise DIR --systems systems.yaml --output DIR``.
+    """
     arguments = systems_parser().parse_args(list(argv))
     if arguments.count < 1:
         raise SqaError("--count must be at least 1")
@@ -173,7 +176,10 @@ def noise_parser() -> argparse.ArgumentParser:
 
 
 def make_noise_main(argv: Sequence[str]) -> int:
-    """``sqa make-noise --output DIR --count N [--rir-output DIR --rir-count M]``."""
+    """Procedural noise and simulated RIRs.
+
+    Usage: ``sqa make-noise --output DIR --count N [--rir-output DIR --rir-count M]``.
+    """
     from se_finetune.noise import procedural_noise, simulated_rir
 
     arguments = noise_parser().parse_args(list(argv))

@@ -279,7 +279,10 @@ def run_plan(
 
 
 def main(argv: Sequence[str]) -> int:
-    """``sqa synthesize --output DIR --count N [--engines ...] [--voices ...] [--jobs J]``."""
+    """Multi-voice speech corpus from Debian TTS engines.
+
+    Usage: ``sqa synthesize --output DIR --count N [--engines ...] [--voices ...] [--jobs J]``.
+    """
     arguments = synthesize_parser().parse_args(list(argv))
     if arguments.count < 1 or arguments.jobs < 1 or arguments.sample_rate < 1000:
         raise SqaError("--count and --jobs must be at least 1 and --sample-rate at least 1000")

@@ -1,76 +1,71 @@
 """The ``sqa`` console command: one entry point, one subcommand per job.
 
-Subcommand modules are imported lazily so ``sqa --help`` stays fast and so ``sqa`` (the foundation)
-never imports ``rankers`` or ``se_finetune`` at module level. Every subcommand is a function
-``main(argv) -> int`` that tests call directly.
+Subcommands are found through the ``sqa.commands`` entry-point group (as model kinds are through
+``sqa.models``), so the foundation never names the packages built on it, and each module is
+imported only when its subcommand runs (``sqa --help`` stays fast). Every subcommand is a function
+``main(argv) -> int`` that tests call directly; the first line of its docstring is its summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import importlib
 import importlib.util
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
 
 from sqa.errors import SqaError
+
+ENTRY_POINT_GROUP = "sqa.commands"  # pyproject: [project.entry-points."sqa.commands"]
 
 
 @dataclass(frozen=True)
 class Subcommand:
-    """Where a subcommand lives and what it does (one line for ``sqa --help``)."""
+    """Where a subcommand lives (``module:function`` of its entry point)."""
 
     module: str
     function: str
-    summary: str
+
+    @property
+    def summary(self) -> str:
+        """The first line of the entry function's docstring, read without importing the module
+        (``sqa --help`` stays fast and loads no package but ``sqa``)."""
+        try:
+            found = importlib.util.find_spec(self.module)
+        except ModuleNotFoundError:
+            found = None
+        if found is None or not found.origin or not found.origin.endswith(".py"):
+            return "(not installed)"
+        tree = ast.parse(Path(found.origin).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == self.function:
+                return (ast.get_docstring(node) or "").strip().split("\n")[0].rstrip(".")
+        return ""
 
 
-SUBCOMMANDS: dict[str, Subcommand] = {
-    "score": Subcommand(
-        "sqa.commands.score", "main", "label files with teacher metrics (`score merge` for shards)"
-    ),
-    "pairs": Subcommand("sqa.commands.pairs", "main", "unanimous multi-metric preference pairs"),
-    "predict": Subcommand("sqa.commands.predict", "main", "predict metric vectors per file"),
-    "evaluate": Subcommand(
-        "sqa.commands.evaluate", "main", "Track-2 MSE/LCC/SRCC/KTAU of predictions"
-    ),
-    "agreement": Subcommand(
-        "sqa.commands.agreement", "main", "agreement of score tables with human ratings"
-    ),
-    "train-predictor": Subcommand(
-        "sqa.commands.train_predictor", "main", "train the multi-metric predictor"
-    ),
-    "track2": Subcommand("sqa.commands.track2", "main", "URGENT 2026 Track-2 submissions"),
-    "rank": Subcommand(
-        "rankers.commands", "rank_main", "rank systems with URGENT-PK/ECS (or ECS over scores)"
-    ),
-    "train-ranker": Subcommand(
-        "rankers.train_commands", "train_main", "train the URGENT-PK ranker"
-    ),
-    "enhance": Subcommand("se_finetune.commands", "enhance_main", "run a restorer on a folder"),
-    "simulate": Subcommand("se_finetune.commands", "simulate_main", "build degraded folders"),
-    "simulate-systems": Subcommand(
-        "se_finetune.systems_command", "simulate_systems_main", "homologous system folders"
-    ),
-    "make-noise": Subcommand(
-        "se_finetune.systems_command", "make_noise_main", "procedural noise and simulated RIRs"
-    ),
-    "synthesize": Subcommand(
-        "se_finetune.tts_command", "main", "multi-voice speech corpus from Debian TTS engines"
-    ),
-    "finetune": Subcommand("se_finetune.commands", "finetune_main", "SQA-guided SE fine-tuning"),
-    "checkpoint": Subcommand(
-        "sqa.commands.checkpoint", "main", "inspect, verify, export checkpoints"
-    ),
-    "demo": Subcommand("sqa.commands.demo", "main", "end-to-end demo on synthetic systems"),
-}
+@functools.cache
+def subcommands() -> dict[str, Subcommand]:
+    """Every installed subcommand, in the order the distribution declares them.
+
+    The packages built on ``sqa`` (``rankers``, ``se_finetune``, third-party plug-ins) declare
+    their subcommands as ``sqa.commands`` entry points, so the foundation never names them.
+    """
+    found: dict[str, Subcommand] = {}
+    for entry in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        module, _, function = entry.value.partition(":")
+        found.setdefault(entry.name, Subcommand(module.strip(), function.strip() or "main"))
+    return found
 
 
 def _resolve(name: str) -> Callable[[Sequence[str]], int] | None:
     """Import a subcommand's entry point, or ``None`` if its module is not part of this build."""
-    spec = SUBCOMMANDS[name]
+    spec = subcommands()[name]
     try:
         found = importlib.util.find_spec(spec.module)
     except ModuleNotFoundError:
@@ -101,7 +96,7 @@ def run_command(name: str, function: Callable[[Sequence[str]], int], argv: Seque
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommands parse their own arguments."""
-    lines = [f"  {name:<16} {spec.summary}" for name, spec in SUBCOMMANDS.items()]
+    lines = [f"  {name:<16} {spec.summary}" for name, spec in subcommands().items()]
     parser = argparse.ArgumentParser(
         prog="sqa",
         description="Speech-quality assessment and ranking suite.",
@@ -130,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the console script (tests call main() with arguments and keep Python's)
         # Warnings are messages to the user: one line, not the source line of the warning call.
         warnings.formatwarning = lambda message, *_, **__: f"sqa {name}: warning: {message}\n"
-    if name not in SUBCOMMANDS:
+    if name not in subcommands():
+        if not subcommands():
+            print("sqa: error: no subcommands are installed; reinstall sqa-suite", file=sys.stderr)
+            return 2
         print(f"sqa: error: unknown subcommand {name!r}; run `sqa --help`", file=sys.stderr)
         return 2
     function = _resolve(name)

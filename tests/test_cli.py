@@ -14,7 +14,7 @@ from sqa.errors import SqaError
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == 0
     output = capsys.readouterr().out
-    for name in cli.SUBCOMMANDS:
+    for name in cli.subcommands():
         assert name in output
 
 
@@ -54,7 +54,7 @@ def test_module_entry_point_runs() -> None:
     assert result.stdout.startswith("sqa-suite ")
 
 
-@pytest.mark.parametrize("name", sorted(cli.SUBCOMMANDS))
+@pytest.mark.parametrize("name", sorted(cli.subcommands()))
 def test_every_subcommand_has_help_or_says_unavailable(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,8 +74,8 @@ def test_help_of_every_subcommand_imports_no_torch_or_scipy() -> None:
     # not import torch or scipy (a second each), so heavy imports live inside the functions.
     script = (
         "import contextlib, io, sys\n"
-        "from sqa.cli import SUBCOMMANDS, _resolve\n"
-        "for name in SUBCOMMANDS:\n"
+        "from sqa.cli import _resolve, subcommands\n"
+        "for name in subcommands():\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        _resolve(name)(['--help'])\n"
         "    heavy = [m for m in ('torch', 'scipy', 'onnxruntime') if m in sys.modules]\n"
@@ -91,7 +91,7 @@ def test_every_option_of_every_subcommand_has_help_text(monkeypatch: pytest.Monk
     import contextlib
     import io
 
-    from sqa.cli import SUBCOMMANDS, _resolve
+    from sqa.cli import _resolve, subcommands
 
     class ParsedError(Exception):  # stops a subcommand right after it built its parser
         pass
@@ -105,7 +105,20 @@ def test_every_option_of_every_subcommand_has_help_text(monkeypatch: pytest.Monk
         raise ParsedError
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", inspect)
-    for name in SUBCOMMANDS:
+    for name in subcommands():
         with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ParsedError):
             _resolve(name)([])
     assert not undocumented
+
+
+def test_installed_subcommands_are_the_declared_ones() -> None:
+    # A stale install (pyproject changed, `make install` not re-run) would hide a subcommand.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["entry-points"]
+    installed = {name: f"{s.module}:{s.function}" for name, s in cli.subcommands().items()}
+    assert installed == declared["sqa.commands"]
+    summaries = [spec.summary for spec in cli.subcommands().values()]
+    assert all(summary and summary != "(not installed)" for summary in summaries)

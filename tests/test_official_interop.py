@@ -16,14 +16,14 @@ from scipy import stats as scipy_stats
 from sqa.cli import main as sqa_main
 from sqa.commands import evaluate, score
 from sqa.data.records import set_path_rule
-from sqa.predictors.track2 import (
+from sqa.stats import rank_systems
+from sqa.synthetic import write_system_folders
+from sqa.track2.submission import (
     HIGHER_IS_BETTER,
     RANKING_CATEGORIES,
     readme_template,
     validate_submission,
 )
-from sqa.stats import rank_systems
-from sqa.synthetic import write_system_folders
 
 RATE = 16000
 

@@ -18,13 +18,13 @@ from sqa.data import write_track2_jsonl
 from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError
 from sqa.predictors import MODEL_KIND, TrunkConfig, UniVersa, UniVersaConfig
-from sqa.predictors.track2 import (
+from sqa.synthetic import speech_like
+from sqa.track2.submission import (
     README_KEYS,
     readme_template,
     validate_submission,
     write_submission,
 )
-from sqa.synthetic import speech_like
 
 TINY = TrunkConfig(num_layers=1, num_heads=2, d_model=16, ffn_dim=32, dropout=0.0)
 FILLED = {

@@ -296,7 +296,7 @@ def _warn_missing(row: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sqa agreement``."""
+    """Agreement of score tables with human ratings."""
     arguments = build_parser().parse_args(None if argv is None else list(argv))
     output = Path(arguments.output) if arguments.output else None
     if output is not None:

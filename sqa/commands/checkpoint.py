@@ -153,7 +153,7 @@ def _export(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``sqa checkpoint`` with ``argv`` (without the program and subcommand names)."""
+    """Inspect, verify and export checkpoints."""
     arguments = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handlers = {"info": _info, "verify": _verify, "export": _export}
     return handlers[arguments.action](arguments)

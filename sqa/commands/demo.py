@@ -127,7 +127,7 @@ def _predict(folder: Path, count: int, predictions: Path) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``sqa demo``."""
+    """End-to-end demo on synthetic systems."""
     options = build_parser().parse_args(list(argv))
     output = Path(options.output)
     _prepare_folder(output, options.force)

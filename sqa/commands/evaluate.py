@@ -1,6 +1,6 @@
 """``sqa evaluate``: the eight URGENT 2026 Track-2 numbers of predictions against references.
 
-See :mod:`sqa.predictors.evaluation` for the definitions (those of the official evaluator).
+See :mod:`sqa.track2.evaluation` for the definitions (those of the official evaluator).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 from sqa.fileio import atomic_open, check_writable, dumps_json, write_rows
-from sqa.predictors.evaluation import (
+from sqa.track2.evaluation import (
     STATISTICS,
     evaluate_official,
     evaluate_predictions,
@@ -79,7 +79,7 @@ def _metrics(arguments: argparse.Namespace) -> list[str] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sqa evaluate``."""
+    """Track-2 MSE/LCC/SRCC/KTAU of predictions against labels."""
     from sqa.data import load_records
 
     arguments = build_parser().parse_args(argv)

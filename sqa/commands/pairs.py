@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``sqa pairs``."""
+    """Unanimous multi-metric preference pairs from score tables."""
     from sqa.metrics.outputs import read_scores
 
     arguments = build_parser().parse_args(list(argv))

@@ -81,7 +81,7 @@ def write_metric_scps(folder: str | Path, rows: Sequence[dict], force: bool) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sqa predict``."""
+    """Predict metric vectors per file."""
     arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
     from tqdm import tqdm
 

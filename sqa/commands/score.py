@@ -183,7 +183,7 @@ def _options(arguments: argparse.Namespace) -> ScoringOptions:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``sqa score`` (and ``sqa score merge``)."""
+    """Label files with teacher metrics (`score merge` joins shards)."""
     argv = list(argv)
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])

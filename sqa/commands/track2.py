@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _template(arguments: argparse.Namespace) -> int:
-    from sqa.predictors.track2 import readme_template
+    from sqa.track2.submission import readme_template
 
     destination = check_writable(arguments.output, arguments.force)
     model = None
@@ -111,8 +111,8 @@ def _scores_from_checkpoint(arguments: argparse.Namespace) -> dict[str, float]:
 
 
 def _scores_from_predictions(arguments: argparse.Namespace) -> dict[str, float]:
-    from sqa.predictors.evaluation import prediction_table
-    from sqa.predictors.track2 import read_submission_scores
+    from sqa.track2.evaluation import prediction_table
+    from sqa.track2.submission import read_submission_scores
 
     if Path(arguments.predictions).suffix.lower() in (".scp", ".zip"):
         return read_submission_scores(arguments.predictions)
@@ -135,7 +135,7 @@ def _scores_from_predictions(arguments: argparse.Namespace) -> dict[str, float]:
 
 
 def _submit(arguments: argparse.Namespace) -> int:
-    from sqa.predictors.track2 import expected_sample_ids, write_submission
+    from sqa.track2.submission import expected_sample_ids, write_submission
 
     if bool(arguments.predictions) == bool(arguments.checkpoint):
         raise SqaError("give either --predictions or --checkpoint (with --data)")
@@ -160,7 +160,7 @@ def _submit(arguments: argparse.Namespace) -> int:
 
 
 def _validate(arguments: argparse.Namespace) -> int:
-    from sqa.predictors.track2 import expected_sample_ids, validate_submission
+    from sqa.track2.submission import expected_sample_ids, validate_submission
 
     expected = None
     if arguments.data:
@@ -176,7 +176,7 @@ def _validate(arguments: argparse.Namespace) -> int:
 
 def _rank(arguments: argparse.Namespace) -> int:
     from sqa.data import load_records
-    from sqa.predictors.track2 import RANKING_CATEGORIES, rank_submissions, read_submission_scores
+    from sqa.track2.submission import RANKING_CATEGORIES, rank_submissions, read_submission_scores
 
     if arguments.output:
         check_writable(arguments.output, arguments.force)
@@ -209,7 +209,7 @@ def _rank(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sqa track2``."""
+    """URGENT 2026 Track-2 submissions."""
     arguments = build_parser().parse_args(argv)
     handlers = {"template": _template, "submit": _submit, "validate": _validate, "rank": _rank}
     return handlers[arguments.command](arguments)

@@ -134,7 +134,7 @@ def resolve_config(arguments: argparse.Namespace) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sqa train-predictor``."""
+    """Train the multi-metric predictor."""
     arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
     from sqa.predictors.train import train_predictor
 

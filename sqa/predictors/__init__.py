@@ -1,8 +1,8 @@
 """Uni-VERSA-Ext-style multi-metric predictor (issue 5): front ends, trunks, training, inference.
 
-The model names below are imported on first use (PEP 562), so that importing a sub-module such as
-:mod:`sqa.predictors.evaluation` (``sqa evaluate``) does not import torch; the ``"universa"``
-model kind reaches :mod:`sqa.checkpoint` through the ``sqa.models`` entry point, or by importing
+The model names below are imported on first use (PEP 562), so that importing a light sub-module
+(``sqa.predictors.loading`` for ``--help``) does not import torch; the ``"universa"`` model kind
+reaches :mod:`sqa.checkpoint` through the ``sqa.models`` entry point, or by importing
 :mod:`sqa.predictors.model`.
 """
 

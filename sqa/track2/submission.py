@@ -237,7 +237,7 @@ def read_submission_scores(path: str | Path, metric: str = "mos") -> dict[str, f
     if source.suffix.lower() in (".zip", ".scp"):
         scores, problems = read_scores_file(source)
     else:
-        from sqa.predictors.evaluation import prediction_table
+        from sqa.track2.evaluation import prediction_table
 
         table = prediction_table(source)
         scores = {sample: row.get(metric, math.nan) for (_, sample), row in table.items()}
@@ -268,8 +268,8 @@ def rank_submissions(
     Returns:
         name -> the eight statistics, and the :class:`sqa.stats.RankingResult`.
     """
-    from sqa.predictors.evaluation import evaluate_predictions
     from sqa.stats import rank_systems
+    from sqa.track2.evaluation import evaluate_predictions
 
     if len(submissions) < 1:
         raise SqaError("nothing to rank")
