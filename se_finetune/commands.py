@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -206,9 +207,14 @@ def simulate_parser() -> argparse.ArgumentParser:
         prog="sqa simulate",
         description="Build a folder of degraded/clean pairs with the seeded degradation pipeline.",
     )
-    parser.add_argument("--speech", required=True, type=Path, help="clean speech folder")
-    parser.add_argument("--noise", type=Path, help="noise folder")
-    parser.add_argument("--rir", type=Path, help="room impulse response folder")
+    parser.add_argument(
+        "--speech",
+        required=True,
+        type=Path,
+        help="clean speech: a folder, a *.scp or a listing (wav.scp, data.jsonl, CSV, Kaldi dir)",
+    )
+    parser.add_argument("--noise", type=Path, help="noise pool (as --speech)")
+    parser.add_argument("--rir", type=Path, help="room impulse response pool (as --speech)")
     parser.add_argument(
         "--output", required=True, type=Path, help="writes noisy/, clean/ and mix.jsonl here"
     )
@@ -243,7 +249,7 @@ def simulate_main(argv: Sequence[str]) -> int:
     Usage: ``sqa simulate --speech DIR --noise DIR [--rir DIR] --output DIR --count N``.
     """
     arguments = simulate_parser().parse_args(list(argv))
-    from sqa.simulation.files import list_audio
+    from sqa.simulation.files import pool_files
     from sqa.simulation.simulate import Simulator, summarise_mix
 
     if arguments.count < 1:
@@ -251,7 +257,7 @@ def simulate_main(argv: Sequence[str]) -> int:
     config = _simulation_config(arguments)
     manifest = check_writable(arguments.output / "mix.jsonl", arguments.force)
     simulator = Simulator(
-        config, list_audio(arguments.speech), list_audio(arguments.noise), list_audio(arguments.rir)
+        config, pool_files(arguments.speech), pool_files(arguments.noise), pool_files(arguments.rir)
     )  # type: ignore[arg-type]
     rows = []
     for index in tqdm(range(arguments.count), desc="simulate", file=sys.stderr, disable=None):
@@ -281,6 +287,9 @@ def finetune_parser() -> argparse.ArgumentParser:
     add_config_arguments(parser, "YAML FinetuneConfig (required)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--steps", type=int, help="override steps")
+    parser.add_argument(
+        "--device", help="override device (cpu, cuda); under torchrun: cuda:<LOCAL_RANK>"
+    )
     add_resume_arguments(parser)
     parser.add_argument(
         "--no-resume",
@@ -300,7 +309,8 @@ def finetune_main(argv: Sequence[str]) -> int:
     Usage: ``sqa finetune --config recipes/se_finetune/config.yaml``.
     """
     arguments = finetune_parser().parse_args(list(argv))
-    from se_finetune.finetune import Finetuner, load_config, write_summary
+    from se_finetune.finetune import Finetuner
+    from se_finetune.finetune_config import load_config, write_summary
     from se_finetune.guard import RewardHackingError
     from sqa.configs import parse_overrides
 
@@ -311,15 +321,20 @@ def finetune_main(argv: Sequence[str]) -> int:
         overrides["output_dir"] = arguments.output_dir
     if arguments.steps is not None:
         overrides["steps"] = arguments.steps
+    if arguments.device:
+        overrides["device"] = arguments.device
     config = load_config(arguments.config, overrides)
     if arguments.threads:
         import torch
 
         torch.set_num_threads(arguments.threads)
-    check_resume(Path(config.output_dir), resume=arguments.resume, force=arguments.force)
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the run folder
+    if writer:
+        check_resume(Path(config.output_dir), resume=arguments.resume, force=arguments.force)
     finetuner = Finetuner(config)
     result = finetuner.run(resume=arguments.resume, progress=arguments.progress)
-    write_summary(result, Path(config.output_dir) / "summary.json")
+    if writer:
+        write_summary(result, Path(config.output_dir) / "summary.json")
     if result.status == "collapsed":
         raise RewardHackingError(result.message)
     print(

@@ -9,20 +9,22 @@ last good weights (``good.pt``) and stops with a clear message when the output c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from se_finetune.bsrnn import BSRNN, BSRNNConfig, compact_config
+from se_finetune.bsrnn import BSRNN
 from se_finetune.evaluation import evaluate_restorer
-from se_finetune.guard import GuardConfig, GuardVerdict, RewardHackingGuard
+from se_finetune.finetune_config import FinetuneConfig, FinetuneResult
+from se_finetune.guard import GuardVerdict, RewardHackingGuard
 from se_finetune.losses import (
     FrozenCritic,
     FrozenRanker,
@@ -36,71 +38,14 @@ from se_finetune.losses import (
     score_loss,
 )
 from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
+from sqa.distributed import distributed_context
 from sqa.errors import CheckpointError, SqaError
-from sqa.fileio import atomic_open, dumps_json
+from sqa.fileio import dumps_json
 from sqa.runs import run_lock, seed_everything, write_run_metadata
-from sqa.simulation.files import audio_segments, list_audio
-from sqa.simulation.simulate import SimulatedPair, SimulationConfig, Simulator
+from sqa.simulation.files import audio_segments, pool_files
+from sqa.simulation.simulate import SimulatedPair, Simulator
 
 EVAL_SEED_BASE = 10**9  # held-out pairs use seeds no training batch reaches
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """The λ of each loss term (0 disables it)."""
-
-    spec: float = 1.0
-    score: float = 0.0
-    feat: float = 0.0
-    reg: float = 0.0
-    rank: float = 0.0
-    time: float = 0.0
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Everything a fine-tuning (or pre-training) run needs; see recipes/se_finetune/config.yaml."""
-
-    output_dir: str = "exp/se_finetune"
-    init_checkpoint: str | None = None
-    model: BSRNNConfig = field(default_factory=compact_config)
-    simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    speech_dir: str = "../shared/data/speech"
-    noise_dir: str = "../shared/data/noise"
-    rir_dir: str | None = "../shared/data/rir"
-    holdout_every: int = 10
-    real_dir: str | None = None
-    real_ratio: float = 0.0
-    critic: str | None = None
-    ranker: str | None = None
-    metric_weights: dict[str, float] = field(default_factory=dict)
-    weights: LossWeights = field(default_factory=LossWeights)
-    batch_size: int = 8
-    steps: int = 1000
-    learning_rate: float = 1e-5
-    lr_step_size: int = 10000
-    lr_gamma: float = 0.5
-    grad_clip: float = 1.0
-    eval_interval: int = 200
-    eval_count: int = 16
-    eval_metrics: tuple[str, ...] = ("sdr", "pesq", "estoi", "lsd", "dnsmos_ovrl")
-    real_eval_metrics: tuple[str, ...] = ("dnsmos_ovrl",)
-    guard_interval: int = 25
-    guard_clips: int = 8
-    guard: GuardConfig = field(default_factory=GuardConfig)
-    checkpoint_interval: int = 100
-    seed: int = 0
-
-
-@dataclass
-class FinetuneResult:
-    """Outcome of :func:`finetune`: final step, status, last evaluation, guard message."""
-
-    step: int
-    status: str  # "finished", "collapsed" or "stopped"
-    evaluation: dict[str, float]
-    message: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Finetuner:
@@ -123,14 +68,28 @@ class Finetuner:
     ) -> None:
         self.config = config
         seed_everything(config.seed)  # the run's one seed call (model init, simulation draws)
+        self.context = distributed_context(config.device)
+        self.device = torch.device(self.context.device)
         self.rate = config.simulation.sample_rate
         self.output_dir = Path(config.output_dir)
         # From scratch (pre-training) there is no meaningful "initial output" to guard against.
         self.from_scratch = restorer is None and not config.init_checkpoint
         self.restorer = restorer if restorer is not None else self._initial_restorer()
+        self.restorer = self.restorer.to(self.device)
         self.initial = freeze(copy.deepcopy(self.restorer))
         self.critic = critic if critic is not None else build_critic(config.critic, self.rate)
         self.ranker = ranker if ranker is not None else build_ranker(config.ranker, self.rate)
+        if self.critic is not None:
+            self.critic = self.critic.to(self.device)
+        if self.ranker is not None:
+            self.ranker = self.ranker.to(self.device)
+        # Every process trains its share of each batch; DDP averages the gradients.
+        self.model: nn.Module = self.restorer
+        if self.context.distributed:
+            on_gpu = self.device.type == "cuda"
+            self.model = DistributedDataParallel(
+                self.restorer, device_ids=[self.device] if on_gpu else None
+            )
         self.metric_weights = (
             critic_metric_weights(self.critic, config.metric_weights)
             if (self.critic is not None and config.weights.score)
@@ -138,6 +97,7 @@ class Finetuner:
         )
         self._check_losses()
         self.spectral = MultiResolutionSpectralLoss(self.rate, time_weight=config.weights.time)
+        self.spectral = self.spectral.to(self.device)
         self.optimizer = torch.optim.Adam(self.restorer.parameters(), lr=config.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
@@ -162,21 +122,26 @@ class Finetuner:
             raise SqaError("score/feat losses need a critic (set critic: dnsmos or a checkpoint)")
         if weights.rank and self.ranker is None:
             raise SqaError("the rank loss needs a ranker checkpoint (set ranker:)")
+        if self.config.batch_size % self.context.world_size:
+            raise SqaError(
+                f"batch_size {self.config.batch_size} does not split over "
+                f"{self.context.world_size} processes"
+            )
         if not 0.0 <= self.config.real_ratio <= 1.0:
             raise SqaError(f"real_ratio must be in [0, 1], got {self.config.real_ratio}")
 
     def _build_data(self) -> None:
         config = self.config
         simulation = config.simulation
-        noise = list_audio(config.noise_dir)
-        rirs = list_audio(config.rir_dir)
+        noise = pool_files(config.noise_dir)
+        rirs = pool_files(config.rir_dir)
         self.simulator = Simulator(
-            simulation, list_audio(config.speech_dir, every=config.holdout_every), noise, rirs
+            simulation, pool_files(config.speech_dir, every=config.holdout_every), noise, rirs
         )
-        holdout = list_audio(config.speech_dir, every=config.holdout_every, holdout=True)
+        holdout = pool_files(config.speech_dir, every=config.holdout_every, holdout=True)
         held_out = Simulator(simulation, holdout or self.simulator.speech_files, noise, rirs)
         self.eval_pairs = [held_out(EVAL_SEED_BASE + i) for i in range(config.eval_count)]
-        real_files = list_audio(config.real_dir)
+        real_files = pool_files(config.real_dir)
         self.real_clips = audio_segments(real_files, self.rate, simulation.segment_seconds)
         if config.real_ratio > 0 and not self.real_clips:
             raise SqaError("real_ratio > 0 needs real noisy audio in real_dir")
@@ -186,28 +151,40 @@ class Finetuner:
             return None
         clips = [pair.noisy for pair in self.eval_pairs] + list(self.real_clips)
         self.guard_inputs = torch.from_numpy(np.stack(clips[: self.config.guard_clips]))
+        self.guard_inputs = self.guard_inputs.to(self.device)
         with torch.no_grad():
             initial_output = self.initial(self.guard_inputs, self.rate)
         return RewardHackingGuard(self.config.guard, initial_output, self.rate)
 
     def batch(self, step: int) -> tuple[str, torch.Tensor, torch.Tensor | None]:
-        """The batch of ``step`` (deterministic): ``(kind, noisy, target or None)``."""
-        config = self.config
+        """This process's share of the batch of ``step`` (deterministic).
+
+        The batch is the same whatever the number of processes: item ``i`` of it goes to rank
+        ``i % world_size`` (``batch_size`` must be divisible by the world size).
+
+        Returns:
+            ``(kind, noisy, target or None)``, audio ``(batch_size / world_size, samples)`` on
+            this process's device.
+        """
+        config, context = self.config, self.context
         rng = np.random.default_rng([config.seed, step])
+        share = range(context.rank, config.batch_size, context.world_size)
         if self.real_clips and rng.random() < config.real_ratio:
             picks = rng.integers(len(self.real_clips), size=config.batch_size)
-            return "real", torch.from_numpy(np.stack([self.real_clips[i] for i in picks])), None
+            noisy = np.stack([self.real_clips[picks[i]] for i in share])
+            return "real", torch.from_numpy(noisy).to(self.device), None
         base = (config.seed * 10**7 + step) * config.batch_size
-        pairs: list[SimulatedPair] = [self.simulator(base + i) for i in range(config.batch_size)]
-        noisy = torch.from_numpy(np.stack([pair.noisy for pair in pairs]))
-        return "simulated", noisy, torch.from_numpy(np.stack([pair.target for pair in pairs]))
+        pairs: list[SimulatedPair] = [self.simulator(base + i) for i in share]
+        noisy = torch.from_numpy(np.stack([pair.noisy for pair in pairs])).to(self.device)
+        target = torch.from_numpy(np.stack([pair.target for pair in pairs])).to(self.device)
+        return "simulated", noisy, target
 
     def losses(
         self, kind: str, noisy: torch.Tensor, target: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
         """Every enabled loss term (unweighted) for one batch."""
         weights = self.config.weights
-        enhanced = self.restorer(noisy, self.rate)
+        enhanced = self.model(noisy, self.rate)
         terms: dict[str, torch.Tensor] = {}
         if kind == "simulated" and weights.spec:
             terms["spec"] = self.spectral(enhanced, target)
@@ -278,7 +255,9 @@ class Finetuner:
         return verdict
 
     def save(self, path: Path, *, status: str = "running") -> Path:
-        """Write a resumable training checkpoint."""
+        """Write a resumable training checkpoint (rank 0 only: the weights are the same)."""
+        if self.context.rank:
+            return path
         training_state = {
             "step": self.step,
             "status": status,
@@ -319,6 +298,8 @@ class Finetuner:
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
+        if self.context.rank:
+            return
         with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as stream:
             stream.write(dumps_json(record) + "\n")
 
@@ -337,10 +318,16 @@ class Finetuner:
 
         The run folder is locked meanwhile: a second job on it is refused.
         """
-        with run_lock(self.output_dir):
-            # The resolved config, versions and git commit, as every trainer's run folder has.
-            write_run_metadata(self.output_dir, self.config)
-            return self._run(resume=resume, progress=progress)
+        writer = self.context.rank == 0  # rank 0 owns the run folder; the others only train
+        try:
+            with run_lock(self.output_dir) if writer else contextlib.nullcontext():
+                if writer:  # the resolved config, versions and git commit, as every trainer's
+                    write_run_metadata(self.output_dir, self.config)
+                return self._run(resume=resume, progress=progress and writer)
+        finally:
+            if self.context.distributed:
+                torch.distributed.barrier()  # the others wait for rank 0's last checkpoint
+                torch.distributed.destroy_process_group()
 
     def _run(self, *, resume: bool, progress: bool) -> FinetuneResult:
         config = self.config
@@ -363,7 +350,8 @@ class Finetuner:
                 if verdict.fired:
                     self._log(record)
                     return self._collapse(verdict)
-            if self.step % config.eval_interval == 0 or self.step == config.steps:
+            evaluation_due = self.step % config.eval_interval == 0 or self.step == config.steps
+            if evaluation_due and self.context.rank == 0:
                 evaluation = self.evaluate()
                 record["evaluation"] = evaluation
             record["seconds"] = round(time.perf_counter() - started, 2)
@@ -374,22 +362,3 @@ class Finetuner:
                 self.save(last)
         self.save(last, status="finished")
         return FinetuneResult(self.step, "finished", evaluation, "", self.history)
-
-
-def write_summary(result: FinetuneResult, path: Path) -> None:
-    """Write the outcome as JSON (atomically)."""
-    summary = {
-        "step": result.step,
-        "status": result.status,
-        "message": result.message,
-        "evaluation": result.evaluation,
-    }
-    with atomic_open(path, "w") as stream:
-        stream.write(dumps_json(summary, indent=2) + "\n")
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
-    """Read a YAML config (unknown keys are an error) with overrides (sqa.configs.load_config)."""
-    from sqa.configs import load_config as load
-
-    return load(path, FinetuneConfig, overrides)

@@ -30,9 +30,17 @@ def systems_parser() -> argparse.ArgumentParser:
         "OUTPUT/systems/<system>/<utt>.wav, OUTPUT/clean/<utt>.wav and OUTPUT/systems.jsonl. "
         "Re-running adds only missing files (new systems or utterances).",
     )
-    parser.add_argument("--speech", required=True, nargs="+", type=Path, help="clean speech dirs")
-    parser.add_argument("--noise", nargs="+", type=Path, default=[], help="noise folders")
-    parser.add_argument("--rir", nargs="+", type=Path, default=[], help="RIR folders")
+    parser.add_argument(
+        "--speech",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="clean speech pools: folders, *.scp or listings",
+    )
+    parser.add_argument(
+        "--noise", nargs="+", type=Path, default=[], help="noise pools (as --speech)"
+    )
+    parser.add_argument("--rir", nargs="+", type=Path, default=[], help="RIR pools (as --speech)")
     parser.add_argument("--systems", required=True, type=Path, help="YAML systems description")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument("--count", type=int, default=100, help="number of utterances")
@@ -59,9 +67,9 @@ def _tags(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _files(folders: Sequence[Path]) -> list[Path]:
-    from sqa.simulation.files import list_audio
+    from sqa.simulation.files import pool_files
 
-    return [path for folder in folders for path in list_audio(folder)]
+    return [path for folder in folders for path in pool_files(folder)]
 
 
 def _builder(arguments: argparse.Namespace) -> Any:
@@ -166,7 +174,9 @@ def noise_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="noise folder to write")
     parser.add_argument("--count", type=int, default=50, help="noise files")
     parser.add_argument("--kinds", default=",".join(NOISE_KINDS), help="comma-separated kinds")
-    parser.add_argument("--babble-speech", type=Path, help="speech folder for babble")
+    parser.add_argument(
+        "--babble-speech", type=Path, help="speech pool for babble (folder, *.scp or listing)"
+    )
     parser.add_argument("--rir-output", type=Path, help="also write simulated RIRs here")
     parser.add_argument("--rir-count", type=int, default=0, help="simulated RIRs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first file")

@@ -113,3 +113,34 @@ def test_predictor_trains_with_two_gloo_processes(tmp_path: Path) -> None:
     assert {"best.pt", "last.pt", "log.jsonl", "config.yaml"} <= {
         path.name for path in (tmp_path / "run").iterdir()
     }
+
+
+def test_restorer_finetunes_with_two_gloo_processes(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import yaml
+
+    from sqa.audio import save_audio
+    from sqa.synthetic import speech_like
+
+    rate = 16000
+    for index in range(3):
+        save_audio(tmp_path / "speech" / f"s{index}.wav", speech_like(0.5, rate, seed=index), rate)
+        noise = 0.05 * np.random.default_rng(index).standard_normal(rate // 2)
+        save_audio(tmp_path / "noise" / f"n{index}.wav", noise, rate)
+    config = {
+        "output_dir": "run", "speech_dir": "speech", "noise_dir": "noise", "rir_dir": None,
+        "holdout_every": 0, "model": {"sample_rate": rate, "num_channels": 8, "num_layers": 1},
+        "simulation": {"segment_seconds": 0.5}, "batch_size": 4, "steps": 2, "eval_count": 1,
+        "eval_metrics": ["sdr"], "real_eval_metrics": [], "learning_rate": 1e-3,
+    }  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    _torchrun(["finetune", "--config", "config.yaml"], tmp_path)
+    run = tmp_path / "run"
+    assert {"last.pt", "log.jsonl", "config.yaml", "environment.json", "summary.json"} <= {
+        path.name for path in run.iterdir()
+    }
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]  # one writer: rank 0 logs each step once
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"

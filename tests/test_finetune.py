@@ -13,7 +13,8 @@ import yaml
 from torch import nn
 
 from se_finetune.bsrnn import BSRNN, BSRNNConfig
-from se_finetune.finetune import FinetuneConfig, Finetuner, LossWeights
+from se_finetune.finetune import Finetuner
+from se_finetune.finetune_config import FinetuneConfig, LossWeights
 from se_finetune.guard import GuardConfig, RewardHackingGuard
 from se_finetune.losses import (
     FrozenCritic,
@@ -271,7 +272,7 @@ def test_training_resumes_from_the_last_checkpoint(tmp_path) -> None:
 def test_recipe_configs_load() -> None:
     from pathlib import Path
 
-    from se_finetune.finetune import load_config
+    from se_finetune.finetune_config import load_config
 
     recipes = Path(__file__).resolve().parents[1] / "recipes" / "se_finetune"
     config = load_config(recipes / "config.yaml")
@@ -307,3 +308,23 @@ def test_finetune_command_runs_and_rejects_bad_configs(tmp_path) -> None:
     path.write_text(yaml.safe_dump({**data, "learning_rat": 1.0}))
     with pytest.raises(SqaError, match="learning_rat"):
         finetune_main(["--config", str(path)])
+
+
+def test_process_shares_make_up_the_single_process_batch(tmp_path) -> None:
+    # Under DDP each rank trains items i % world_size == rank of the same batch, so a run's data
+    # does not depend on the number of processes.
+    from sqa.distributed import DistributedContext
+
+    _corpus(tmp_path)
+    finetuner = Finetuner(_config(tmp_path, batch_size=4), restorer=_restorer())
+    _, whole, whole_target = finetuner.batch(3)
+    shares = []
+    for rank in range(2):
+        finetuner.context = DistributedContext(rank, 2, "cpu")
+        shares.append(finetuner.batch(3))
+    assert all(share[1].shape[0] == 2 for share in shares)
+    assert torch.equal(shares[0][1], whole[0::2]) and torch.equal(shares[1][1], whole[1::2])
+    assert torch.equal(shares[1][2], whole_target[1::2])
+    finetuner.config = FinetuneConfig(**{**vars(finetuner.config), "batch_size": 3})
+    with pytest.raises(SqaError, match="batch_size 3 does not split over 2 processes"):
+        finetuner._check_losses()

@@ -10,13 +10,51 @@ from pathlib import Path
 
 import pytest
 
-from sqa.cli import _resolve
+from sqa.cli import _resolve, subcommands
 from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data import write_kaldi_dir, write_track2_jsonl
 from sqa.data.folders import list_audio
+from sqa.data.records import AudioRecord
 from sqa.synthetic import write_system_folders
 
-AUDIO_COMMANDS = ("score", "predict", "rank", "enhance")
+AUDIO_COMMANDS = ("score", "predict", "rank", "enhance")  # one set of audio: the source flags
+POOL_COMMANDS = {  # pools of speech/noise/RIRs to mix from: pool_files (folder, *.scp, listing)
+    "simulate": "--speech",
+    "simulate-systems": "--speech",
+    "make-noise": "--babble-speech",
+}
+LISTING_COMMANDS = {"train-predictor": "--train", "train-ranker": "--train"}  # labelled listings
+NO_AUDIO_FLAGS = {  # read tables, zips or a config (finetune's pools are pool_files config keys)
+    "pairs",
+    "evaluate",
+    "agreement",
+    "track2",
+    "checkpoint",
+    "demo",
+    "synthesize",
+    "finetune",
+}
+
+
+def _help(name: str) -> str:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
+        _resolve(name)(["--help"])
+    return " ".join(printed.getvalue().split())
+
+
+def test_every_subcommand_is_classified_by_the_audio_it_reads() -> None:
+    # A new subcommand must say which input vocabulary it takes before this test passes.
+    classified = {*AUDIO_COMMANDS, *POOL_COMMANDS, *LISTING_COMMANDS, *NO_AUDIO_FLAGS}
+    assert set(subcommands()) == classified
+    for name, flag in POOL_COMMANDS.items():
+        text = _help(name)
+        assert flag in text and "*.scp" in text, f"sqa {name} {flag}"
+    for name, flag in LISTING_COMMANDS.items():
+        text = _help(name)
+        assert all(form in text for form in (flag, "data.jsonl", "Kaldi dir", "CSV")), name
+
+
 SOURCE_FLAGS = ("--dir", "--systems", "--root", "--scp", "--data")
 RUN_FLAGS = ("--force", "--no-progress")
 
@@ -80,3 +118,23 @@ def test_list_audio_is_the_one_lister(tmp_path: Path) -> None:
     assert [p.name for p in list_audio(tmp_path, recursive=True)] == ["a.FLAC", "b.wav", "c.wav"]
     held_out = list_audio(tmp_path, recursive=True, every=2, holdout=True)
     assert [p.name for p in held_out] == ["a.FLAC", "c.wav"]
+
+
+def test_a_pool_is_named_like_any_other_audio_input(tmp_path: Path) -> None:
+    from sqa.errors import DataFormatError
+    from sqa.simulation.files import pool_files
+
+    write_system_folders(tmp_path / "root", {"a": 10.0}, 4, duration=0.3)
+    folder = tmp_path / "root" / "a"
+    expected = [path.resolve() for path in list_audio(folder)]
+    scp = tmp_path / "pool.scp"
+    scp.write_text("".join(f"u{i} {path}\n" for i, path in enumerate(expected)))
+    records = [AudioRecord(p.stem, "a", str(p), utterance_id=p.stem) for p in expected]
+    write_track2_jsonl(tmp_path / "data.jsonl", records)
+    for form in (folder, scp, tmp_path / "data.jsonl"):
+        assert [path.resolve() for path in pool_files(form)] == expected, form
+    assert pool_files(None) == [] and pool_files("") == []
+    assert pool_files(scp, every=2, holdout=True) == [expected[0], expected[2]]
+    scp.write_text("u0 /nonexistent/a.wav\n")
+    with pytest.raises(DataFormatError, match="not audio files on disk"):
+        pool_files(scp)

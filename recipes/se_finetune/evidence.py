@@ -23,7 +23,8 @@ import torch
 
 from se_finetune.bsrnn import BSRNNConfig
 from se_finetune.evaluation import evaluate_inputs, evaluate_restorer, teacher_scorer
-from se_finetune.finetune import FinetuneConfig, Finetuner, LossWeights, write_summary
+from se_finetune.finetune import Finetuner
+from se_finetune.finetune_config import FinetuneConfig, LossWeights, write_summary
 from se_finetune.guard import GuardConfig
 from sqa.checkpoint import load_model
 from sqa.fileio import dumps_json
