@@ -69,11 +69,6 @@ def list_audio(
     return files
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    """Audio files directly inside ``folder``."""
-    return list_audio(folder)
-
-
 def discover_systems(
     root: str | os.PathLike[str],
     *,
@@ -98,7 +93,7 @@ def discover_systems(
     excluded = {Path(path).resolve() for path in exclude}
     systems, skipped = {}, []
     for entry in sorted(base.iterdir()):
-        if not entry.is_dir() or entry.name.startswith(".") or not _audio_files(entry):
+        if not entry.is_dir() or entry.name.startswith(".") or not list_audio(entry):
             continue
         if (skip_references and entry.name == REFERENCE_FOLDER) or entry.resolve() in excluded:
             skipped.append(entry.name)
@@ -174,7 +169,7 @@ def _extension_rank(path: Path) -> int:
 
 def _index_system(name: str, folder: Path, duplicates: dict[str, list[Path]]) -> dict[str, Path]:
     """Map stem -> file for one system, recording stems that occur more than once."""
-    files = _audio_files(folder) if folder.is_dir() else []
+    files = list_audio(folder) if folder.is_dir() else []
     if not files:
         raise DataFormatError(f"system {name!r} ({folder}) holds no audio files")
     by_stem: dict[str, list[Path]] = {}
