@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqa.audio import AUDIO_EXTENSIONS, is_audio_file
+from sqa.audio import AUDIO_EXTENSIONS, is_audio_file, link_problem
 from sqa.data.records import AudioRecord, check_unique
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open
@@ -41,8 +41,9 @@ def list_audio(
 ) -> list[Path]:
     """The audio files of a folder: the one lister of the suite (sorted by path).
 
-    Hidden files and folders (``.name``) are skipped, only :data:`sqa.audio.AUDIO_EXTENSIONS`
-    count, and broken links are left out.
+    Hidden files and folders (``.name``) are skipped and only :data:`sqa.audio.AUDIO_EXTENSIONS`
+    count. A symbolic link that leads to no file (broken, or a loop such as ``ln -s a.wav a.wav``)
+    is left out with a warning naming it and why.
 
     Args:
         folder: The folder.
@@ -53,25 +54,71 @@ def list_audio(
     Raises:
         DataFormatError: ``folder`` is not a folder.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataFormatError(f"{root}: not a folder")
-    candidates = root.rglob("*") if recursive else root.iterdir()
-    files = sorted(
-        path
-        for path in candidates
-        if is_audio_file(path)
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+    files, dead = _scan_audio(folder, recursive)
+    if dead:
+        described = [f"{path}: {problem}" for path, problem in dead]
+        warnings.warn(
+            f"skipping {len(dead)} link(s) that lead to no file: {_examples(described, '; ')}",
+            stacklevel=2,
+        )
     if every > 0:
         files = [path for index, path in enumerate(files) if (index % every == 0) == holdout]
     return files
 
 
+def _scan_audio(
+    folder: str | os.PathLike[str], recursive: bool = False
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Audio files of a folder, and the audio-named links that lead nowhere (with why)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataFormatError(f"{root}: not a folder")
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    files, dead = [], []
+    for path in sorted(candidates):
+        if not is_audio_file(path) or any(
+            part.startswith(".") for part in path.relative_to(root).parts
+        ):
+            continue
+        problem = link_problem(path)
+        if problem is not None:
+            dead.append((path, problem))
+        elif path.is_file():
+            files.append(path)
+    return files, dead
+
+
 def _audio_files(folder: Path) -> list[Path]:
-    """Audio files directly inside ``folder``."""
-    return list_audio(folder)
+    """Audio files directly inside ``folder`` (no warning: used to recognise system folders)."""
+    return _scan_audio(folder)[0]
+
+
+def files_by_stem(label: str, files: Iterable[Path]) -> dict[str, Path]:
+    """One file per stem (the key of a file in a folder): ``a.wav`` + ``a.flac`` keep the first
+    by :data:`sqa.audio.AUDIO_EXTENSIONS` order, with one warning per folder naming them.
+
+    Args:
+        label: What the folder is, for the warning (a system name, ``--ref-dir DIR``).
+        files: Audio files of that folder.
+
+    Returns:
+        Stem -> file, sorted by stem.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted(files, key=lambda item: (item.stem, _extension_rank(item), item.name)):
+        by_stem.setdefault(path.stem, []).append(path)
+    repeated = [
+        f"{stem} ({', '.join(path.name for path in paths)})"
+        for stem, paths in by_stem.items()
+        if len(paths) > 1
+    ]
+    if repeated:
+        warnings.warn(
+            f"{label}: {len(repeated)} name(s) with several files: {_examples(repeated)}; "
+            "using the first of each (extension order " + ", ".join(AUDIO_EXTENSIONS) + ")",
+            stacklevel=3,
+        )
+    return {stem: paths[0] for stem, paths in by_stem.items()}
 
 
 def discover_systems(
@@ -174,7 +221,7 @@ def _extension_rank(path: Path) -> int:
 
 def _index_system(name: str, folder: Path, duplicates: dict[str, list[Path]]) -> dict[str, Path]:
     """Map stem -> file for one system, recording stems that occur more than once."""
-    files = _audio_files(folder) if folder.is_dir() else []
+    files = list_audio(folder) if folder.is_dir() else []
     if not files:
         raise DataFormatError(f"system {name!r} ({folder}) holds no audio files")
     by_stem: dict[str, list[Path]] = {}
@@ -189,8 +236,8 @@ def _index_system(name: str, folder: Path, duplicates: dict[str, list[Path]]) ->
     return chosen
 
 
-def _examples(items: list[str]) -> str:
-    shown = ", ".join(items[:EXAMPLES_SHOWN])
+def _examples(items: list[str], separator: str = ", ") -> str:
+    shown = separator.join(items[:EXAMPLES_SHOWN])
     return shown + (
         f" (and {len(items) - EXAMPLES_SHOWN} more)" if len(items) > EXAMPLES_SHOWN else ""
     )
