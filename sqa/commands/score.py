@@ -196,14 +196,40 @@ def main(argv: Sequence[str]) -> int:
     backends_for(names, options)  # fail on missing weights before any work
     tasks = shard_tasks(tasks, shard_index, shard_count)
     check_output_can_hold(arguments.output, tasks)
-    entries = _run_with_journal(arguments, tasks, names, options)
-    from sqa.metrics.outputs import finish
-
     rank_metrics = parse_rank_metrics(arguments.rank_metrics, names)
     if wants_rank and not set(rank_metrics) <= set(names):
         raise SqaError("--rank-metrics must be a subset of the computed --metrics")
-    finish(arguments.output, tasks, entries, names, rank_metrics if wants_rank else None)
+    from sqa.metrics.outputs import finish
+
+    try:
+        entries = _run_with_journal(arguments, tasks, names, options)
+        finish(arguments.output, tasks, entries, names, rank_metrics if wants_rank else None)
+    except (KeyboardInterrupt, OSError) as stopped:
+        _add_resume_note(
+            stopped,
+            Path(arguments.output),
+            journal_header(names, options, arguments.shard),
+            len(tasks),
+        )
+        raise
     return 0
+
+
+def _add_resume_note(
+    stopped: BaseException, output: Path, header: dict[str, Any], total: int
+) -> None:
+    """Tell, on the error's one line, what the journal kept and how to go on from it."""
+    journal_path = output.with_name(output.name + ".partial")
+    if not journal_path.is_file():
+        return
+    try:
+        kept = len(read_journal(journal_path, header))
+    except (OSError, SqaError, ValueError):
+        return
+    stopped.add_note(
+        f"{kept} of {total} file(s) are kept in {journal_path}: "
+        "rerun the same command with --resume to continue"
+    )
 
 
 def check_output_can_hold(output: str | Path, tasks: Sequence[ScoreTask]) -> None:
