@@ -59,8 +59,8 @@ def atomic_open(
 ) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only if the block finishes without error.
 
-    Whatever happens (an error, Ctrl-C, SIGTERM, a full disk), the temporary file is removed and
-    an existing ``path`` is left as it was.
+    Whatever stops the block (an error, Ctrl-C, SIGTERM, a full disk), the temporary file is
+    removed and an existing ``path`` is left as it was.
 
     Args:
         path: Final destination.
@@ -71,8 +71,7 @@ def atomic_open(
         A writable file object.
 
     Raises:
-        OutputError: The destination cannot be written (disk full, read-only or removed folder,
-            permission denied); the message names ``path``.
+        OutputError: ``path`` cannot be written (disk full, read-only or removed folder, ...).
     """
     destination = Path(path)
     try:
@@ -82,25 +81,31 @@ def atomic_open(
         )
     except OSError as error:
         raise OutputError(destination, error) from error
-    binary = "b" in mode
-    in_block = True
+    written = False
     try:
-        with os.fdopen(handle, mode, encoding=None if binary else encoding) as stream:
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
             yield stream
-            in_block = False
+            written = True
             stream.flush()
             os.fsync(stream.fileno())
-        in_block = False
         # mkstemp creates 0600 files; results are meant to be shared like any other output
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        ours = not in_block or getattr(error, "errno", None) in OUTPUT_ERRNOS
-        if isinstance(error, OSError) and not isinstance(error, SqaError) and ours:
+        if _is_write_failure(error, written):
             raise OutputError(destination, error) from error
         raise
+
+
+def _is_write_failure(error: BaseException, after_block: bool) -> bool:
+    """Whether an error while writing an output is the output's failure: any OS error once the
+    caller's block is done, and inside it those that only writing gives (reading an input can
+    fail there too, and is left as it is)."""
+    if not isinstance(error, OSError) or isinstance(error, SqaError):
+        return False
+    return after_block or error.errno in OUTPUT_ERRNOS
 
 
 def _json_safe(value: Any) -> Any:

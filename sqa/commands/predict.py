@@ -102,6 +102,14 @@ def write_metric_scps(
     return written
 
 
+def _set_threads(threads: int) -> None:
+    """``--threads``: torch's CPU threads (0 keeps torch's default)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Predict metric vectors per file."""
     arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
@@ -111,10 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check_writable(arguments.output, arguments.force)
     checkpoint = choose_checkpoint(arguments.checkpoint)
-    if arguments.threads > 0:
-        import torch
-
-        torch.set_num_threads(arguments.threads)
+    _set_threads(arguments.threads)
     records = input_records(arguments)
     scp_keys = metric_scp_keys(records, arguments.scp_dir) if arguments.scp_dir else {}
     model = load_predictor(checkpoint, arguments.device)

@@ -76,34 +76,19 @@ def _scan_audio(
     candidates = root.rglob("*") if recursive else root.iterdir()
     files, dead = [], []
     for path in sorted(candidates):
-        if not is_audio_file(path) or any(
-            part.startswith(".") for part in path.relative_to(root).parts
-        ):
-            continue
-        problem = link_problem(path)
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        problem = None if hidden or not is_audio_file(path) else link_problem(path)
         if problem is not None:
             dead.append((path, problem))
-        elif path.is_file():
+        elif not hidden and is_audio_file(path) and path.is_file():
             files.append(path)
     return files, dead
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    """Audio files directly inside ``folder`` (no warning: used to recognise system folders)."""
-    return _scan_audio(folder)[0]
-
-
 def files_by_stem(label: str, files: Iterable[Path]) -> dict[str, Path]:
-    """One file per stem (the key of a file in a folder): ``a.wav`` + ``a.flac`` keep the first
-    by :data:`sqa.audio.AUDIO_EXTENSIONS` order, with one warning per folder naming them.
-
-    Args:
-        label: What the folder is, for the warning (a system name, ``--ref-dir DIR``).
-        files: Audio files of that folder.
-
-    Returns:
-        Stem -> file, sorted by stem.
-    """
+    """Stem -> file for the audio files of one folder (``label``: a system name, ``--ref-dir
+    DIR``), sorted by stem: of ``a.wav`` + ``a.flac`` the first by
+    :data:`sqa.audio.AUDIO_EXTENSIONS` order is kept, with one warning per folder naming them."""
     by_stem: dict[str, list[Path]] = {}
     for path in sorted(files, key=lambda item: (item.stem, _extension_rank(item), item.name)):
         by_stem.setdefault(path.stem, []).append(path)
@@ -145,7 +130,8 @@ def discover_systems(
     excluded = {Path(path).resolve() for path in exclude}
     systems, skipped = {}, []
     for entry in sorted(base.iterdir()):
-        if not entry.is_dir() or entry.name.startswith(".") or not _audio_files(entry):
+        # _scan_audio, not list_audio: recognising a system says nothing (listing it warns)
+        if not entry.is_dir() or entry.name.startswith(".") or not _scan_audio(entry)[0]:
             continue
         if (skip_references and entry.name == REFERENCE_FOLDER) or entry.resolve() in excluded:
             skipped.append(entry.name)
