@@ -56,11 +56,11 @@ class RankOptions:
 
 
 def _folder_index(folder: str) -> dict[str, Path]:
-    from sqa.data.folders import list_audio
+    from sqa.data.folders import files_by_stem, list_audio
 
     if not Path(folder).is_dir():
         raise SqaError(f"--noisy {folder}: not a folder")
-    return {path.stem: path for path in list_audio(folder)}
+    return files_by_stem(f"--noisy {folder}", list_audio(folder))
 
 
 def score_all(

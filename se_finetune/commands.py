@@ -155,13 +155,12 @@ def _enhance_plan(arguments: argparse.Namespace) -> tuple[list[Path], list[Path]
         files = _audio_files(arguments.input)
         return files, [arguments.output / path.relative_to(arguments.input) for path in files]
     from sqa.commands.sources import records_from_arguments
-    from sqa.data.records import check_identifier
 
     files, destinations = [], []
     for record in records_from_arguments(arguments):
         for value in (record.system_id, record.sample_id):
-            check_identifier(value, "name", str(arguments.output))
-            if "/" in value or "\\" in value or value in (".", ".."):  # never outside --output
+            # Blanks are fine in file names (only Kaldi ids refuse them); separators are not.
+            if not value.strip() or "/" in value or "\\" in value or value in (".", ".."):
                 raise SqaError(f"{value!r} cannot name a file inside {arguments.output}")
         source = Path(record.path)
         files.append(source)

@@ -23,6 +23,8 @@ Policies, decided here and nowhere else:
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import warnings
 from pathlib import Path
@@ -72,10 +74,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
     spec = kaldi_audio.parse_audio_spec(str(path))  # foo.ark:12, rec.wav[a:b]; refuses pipes
     if spec is not None:
         return kaldi_audio.read_audio_spec(spec, str(path))
-    if not path.exists():
-        raise UnreadableAudioError(f"{path}: audio file does not exist")
-    if not path.is_file():
-        raise UnreadableAudioError(f"{path}: not a regular file")
+    _check_readable(path)
     if path.stat().st_size == 0:
         raise EmptyAudioError(f"{path}: file is empty (0 bytes)")
     try:
@@ -86,6 +85,38 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
             f"{path}: cannot decode audio (corrupt or not an audio file): {reason}"
         ) from None
     return data, int(rate)
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symbolic link leads to no file (``None`` when ``path`` is not such a link)."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop: the link leads back to itself"
+        return f"broken symbolic link: its target {os.readlink(path)} does not exist"
+    return None
+
+
+def _check_readable(path: Path) -> None:
+    """Say why a file cannot be opened, in words (libsndfile only says "System error")."""
+    problem = link_problem(path)
+    if problem is not None:
+        raise UnreadableAudioError(f"{path}: {problem}")
+    if not path.exists():
+        raise UnreadableAudioError(f"{path}: audio file does not exist")
+    if not path.is_file():
+        raise UnreadableAudioError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as stream:
+            stream.read(1)
+    except PermissionError:
+        raise UnreadableAudioError(f"{path}: permission denied (the file cannot be read)") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UnreadableAudioError(f"{path}: cannot read the file: {reason}") from None
 
 
 def _to_mono(data: np.ndarray, channels: str) -> np.ndarray:
@@ -261,11 +292,15 @@ def save_audio(
     destination = Path(path)
     data = _prepare_for_writing(samples, str(destination))
     container, subtype = _resolve_format(destination, subtype)
+    # Encode in memory first: an OS error (a full disk) raised inside libsndfile's write callback
+    # would only be printed as a traceback and ignored; written here it is a clean OutputError.
+    encoded = io.BytesIO()
     try:
-        with atomic_open(destination, "wb") as stream:
-            soundfile.write(stream, data, int(sample_rate), subtype=subtype, format=container)
+        soundfile.write(encoded, data, int(sample_rate), subtype=subtype, format=container)
     except (soundfile.SoundFileError, RuntimeError) as error:
         raise SqaError(f"{destination}: cannot write audio: {error}") from None
+    with atomic_open(destination, "wb") as stream:
+        stream.write(encoded.getbuffer())
     return destination
 
 
@@ -280,8 +315,7 @@ def audio_duration(path: PathLike) -> float:
     if spec is not None:
         frames, rate = kaldi_audio.audio_spec_info(spec, str(source))
         return frames / float(rate)
-    if not source.is_file():
-        raise UnreadableAudioError(f"{source}: audio file does not exist")
+    _check_readable(source)
     try:
         info = soundfile.info(str(source))
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as error:

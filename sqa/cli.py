@@ -13,14 +13,16 @@ import ast
 import functools
 import importlib
 import importlib.util
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from sqa.errors import SqaError
+from sqa.errors import SqaError, Terminated, describe_os_error
 
 ENTRY_POINT_GROUP = "sqa.commands"  # pyproject: [project.entry-points."sqa.commands"]
 
@@ -75,23 +77,48 @@ def _resolve(name: str) -> Callable[[Sequence[str]], int] | None:
     return getattr(importlib.import_module(spec.module), spec.function)
 
 
+def _with_notes(text: str, error: BaseException) -> str:
+    """``text`` and the notes a command attached to the error (how to resume), on one line."""
+    notes = [str(note) for note in getattr(error, "__notes__", ())]
+    return "; ".join([text, *notes])
+
+
 def run_command(name: str, function: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
-    """Run a subcommand, turning user errors into one line on stderr and exit code 2."""
+    """Run a subcommand, turning errors into one line on stderr and a non-zero exit status.
+
+    User errors (:class:`SqaError`) and OS errors (disk full, read-only folder, missing file:
+    ``sqa score: error: cannot write OUT/x.jsonl: No space left on device``) exit with 2, or the
+    error's ``exit_code``; Ctrl-C exits with 130 and SIGTERM (console command only) with 143,
+    after one ``interrupted`` line that says how to resume where the command can.
+    """
     from sqa.data.records import set_path_rule
 
     try:
         return int(function(list(argv)) or 0)
     except SqaError as error:
-        print(f"sqa {name}: error: {error}", file=sys.stderr)
+        print(_with_notes(f"sqa {name}: error: {error}", error), file=sys.stderr)
         return int(getattr(error, "exit_code", 2))
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        print(f"sqa {name}: error: {error}", file=sys.stderr)
+    except OSError as error:
+        line = f"sqa {name}: error: {describe_os_error(error)}"
+        print(_with_notes(line, error), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sqa {name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(_with_notes(f"sqa {name}: interrupted", interrupt), file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
     finally:
         set_path_rule("auto")  # --paths holds for one command, not for the rest of the process
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop the command the way Ctrl-C does (outputs kept whole, journals resumable)
+    instead of killing it on the spot; a second SIGTERM kills at once."""
+
+    def handler(signal_number: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated(f"signal {signal_number}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the console script (tests call main() with arguments and keep Python's)
         # Warnings are messages to the user: one line, not the source line of the warning call.
         warnings.formatwarning = lambda message, *_, **__: f"sqa {name}: warning: {message}\n"
+        _stop_on_sigterm()
     if name not in subcommands():
         if not subcommands():
             print("sqa: error: no subcommands are installed; reinstall sqa-suite", file=sys.stderr)

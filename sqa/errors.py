@@ -59,3 +59,34 @@ class NothingUsableError(SqaError):
 
 class ConfigError(SqaError, ValueError):
     """A configuration (YAML file, checkpoint config, overrides) that does not fit its dataclass."""
+
+
+class OutputError(SqaError, OSError):
+    """An output cannot be written (disk full, read-only folder, folder removed while running).
+
+    It is an :class:`OSError` too (``errno`` kept), so code that handles OS errors still sees it;
+    the message always names the file: ``cannot write OUT/x.jsonl: No space left on device``.
+    """
+
+    def __init__(self, path: object, cause: OSError) -> None:
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(f"cannot write {path}: {reason}")
+        self.errno = cause.errno
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # OSError's own form would print "[Errno 28] None"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received by the console command: stopped like Ctrl-C (exit status 143)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OS error: ``FILE: reason`` (``FILE -> OTHER: reason`` for a rename)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if isinstance(error, SqaError) or error.filename is None:
+        return str(error.args[0]) if len(error.args) == 1 else reason
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}"

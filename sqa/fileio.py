@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from sqa.errors import DataFormatError, SqaError
+from sqa.errors import DataFormatError, OutputError, SqaError
 
 TABLE_SUFFIXES = (".csv", ".jsonl")
 
@@ -47,11 +48,19 @@ def _current_umask() -> int:
     return mask
 
 
+# errno values that mean "this output cannot be written" when a write inside the block fails
+# (other OS errors there may come from reading an input, so they are left as they are).
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 @contextlib.contextmanager
 def atomic_open(
     path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
 ) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only if the block finishes without error.
+
+    Whatever stops the block (an error, Ctrl-C, SIGTERM, a full disk), the temporary file is
+    removed and an existing ``path`` is left as it was.
 
     Args:
         path: Final destination.
@@ -60,25 +69,43 @@ def atomic_open(
 
     Yields:
         A writable file object.
+
+    Raises:
+        OutputError: ``path`` cannot be written (disk full, read-only or removed folder, ...).
     """
     destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    binary = "b" in mode
     try:
-        with os.fdopen(handle, mode, encoding=None if binary else encoding) as stream:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+        )
+    except OSError as error:
+        raise OutputError(destination, error) from error
+    written = False
+    try:
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
             yield stream
+            written = True
             stream.flush()
             os.fsync(stream.fileno())
         # mkstemp creates 0600 files; results are meant to be shared like any other output
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if _is_write_failure(error, written):
+            raise OutputError(destination, error) from error
         raise
+
+
+def _is_write_failure(error: BaseException, after_block: bool) -> bool:
+    """Whether an error while writing an output is the output's failure: any OS error once the
+    caller's block is done, and inside it those that only writing gives (reading an input can
+    fail there too, and is left as it is)."""
+    if not isinstance(error, OSError) or isinstance(error, SqaError):
+        return False
+    return after_block or error.errno in OUTPUT_ERRNOS
 
 
 def _json_safe(value: Any) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqa.commands.options import add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data.records import AudioRecord
-from sqa.errors import SqaError
+from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable, write_rows
 from sqa.predictors.loading import load_predictor
 
@@ -61,23 +61,53 @@ def choose_checkpoint(checkpoint: str | None) -> str:
     return choose_release(checkpoint, DEFAULT_PREDICTOR, "sqa predict", NO_PREDICTOR_MESSAGE)
 
 
-def write_metric_scps(folder: str | Path, rows: Sequence[dict], force: bool) -> list[Path]:
-    """Write ``<metric>.scp`` files (``<system_id>-<sample_id> value`` when systems differ)."""
+def metric_scp_keys(
+    records: Sequence[AudioRecord], folder: str | Path
+) -> dict[tuple[str, str], str]:
+    """The id of every record in ``<metric>.scp`` files (``sample_id`` for one system, else
+    ``<system_id>-<sample_id>``), checked before any work.
+
+    Raises:
+        DataFormatError: An id Kaldi cannot hold (a blank in it) or two records sharing one.
+    """
+    from sqa.data.records import check_scp_entries
+
+    several = len({record.system_id for record in records}) > 1
+    keys = {
+        record.key: f"{record.system_id}-{record.sample_id}" if several else record.sample_id
+        for record in records
+    }
+    if len(set(keys.values())) != len(keys):
+        raise DataFormatError(f"--scp-dir {folder}: the files cannot be given unique ids")
+    remedy = "rename those files, or leave out --scp-dir (the predictions file takes any name)"
+    check_scp_entries(dict.fromkeys(keys.values(), "-"), f"--scp-dir {folder}", remedy)
+    return keys
+
+
+def write_metric_scps(
+    folder: str | Path, rows: Sequence[dict], keys: dict[tuple[str, str], str], force: bool
+) -> list[Path]:
+    """Write ``<metric>.scp`` files (``<id> value``, ids from :func:`metric_scp_keys`)."""
     from sqa.data.kaldi import write_scp
 
-    systems = {row["system_id"] for row in rows}
     names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
     written = []
     for name in names:
         destination = check_writable(Path(folder) / f"{name}.scp", force)
-        entries = {}
-        for row in rows:
-            key = (
-                row["sample_id"] if len(systems) == 1 else f"{row['system_id']}-{row['sample_id']}"
-            )
-            entries[key] = f"{row['metrics'][name]:.6f}"
+        entries = {
+            keys[(row["system_id"], row["sample_id"])]: f"{row['metrics'][name]:.6f}"
+            for row in rows
+        }
         written.append(write_scp(destination, entries))
     return written
+
+
+def _set_threads(threads: int) -> None:
+    """``--threads``: torch's CPU threads (0 keeps torch's default)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,11 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check_writable(arguments.output, arguments.force)
     checkpoint = choose_checkpoint(arguments.checkpoint)
-    if arguments.threads > 0:
-        import torch
-
-        torch.set_num_threads(arguments.threads)
+    _set_threads(arguments.threads)
     records = input_records(arguments)
+    scp_keys = metric_scp_keys(records, arguments.scp_dir) if arguments.scp_dir else {}
     model = load_predictor(checkpoint, arguments.device)
     metrics = [m.strip() for m in arguments.metrics.split(",")] if arguments.metrics else None
     settings = PredictionSettings(
@@ -115,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SqaError(f"no file could be scored ({len(failures)} failed)")
     write_rows(arguments.output, rows, force=arguments.force)
     if arguments.scp_dir:
-        write_metric_scps(arguments.scp_dir, rows, arguments.force)
+        write_metric_scps(arguments.scp_dir, rows, scp_keys, arguments.force)
     print(
         f"sqa predict: {len(rows)} files scored, {len(failures)} skipped -> {arguments.output}",
         file=sys.stderr,

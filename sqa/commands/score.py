@@ -108,8 +108,6 @@ def _records(arguments: argparse.Namespace) -> list[AudioRecord]:
 
 
 def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
-    from sqa.audio import AUDIO_EXTENSIONS
-
     if arguments.ref_scp:
         from sqa.data.kaldi import read_scp
         from sqa.data.records import resolve_path
@@ -120,14 +118,10 @@ def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
         folder = Path(arguments.ref_dir)
         if not folder.is_dir():
             raise DataFormatError(f"--ref-dir {folder}: not a folder")
-        from sqa.data.folders import list_audio
+        from sqa.data.folders import files_by_stem, list_audio
 
-        found: dict[str, str] = {}
-        for path in sorted(
-            list_audio(folder), key=lambda p: AUDIO_EXTENSIONS.index(p.suffix.lower())
-        ):
-            found.setdefault(path.stem, str(path))
-        return found
+        chosen = files_by_stem(f"--ref-dir {folder}", list_audio(folder))
+        return {stem: str(path) for stem, path in chosen.items()}
     return None
 
 
@@ -201,14 +195,56 @@ def main(argv: Sequence[str]) -> int:
     options = _options(arguments)
     backends_for(names, options)  # fail on missing weights before any work
     tasks = shard_tasks(tasks, shard_index, shard_count)
-    entries = _run_with_journal(arguments, tasks, names, options)
-    from sqa.metrics.outputs import finish
-
+    check_output_can_hold(arguments.output, tasks)
     rank_metrics = parse_rank_metrics(arguments.rank_metrics, names)
     if wants_rank and not set(rank_metrics) <= set(names):
         raise SqaError("--rank-metrics must be a subset of the computed --metrics")
-    finish(arguments.output, tasks, entries, names, rank_metrics if wants_rank else None)
+    from sqa.metrics.outputs import finish
+
+    try:
+        entries = _run_with_journal(arguments, tasks, names, options)
+        finish(arguments.output, tasks, entries, names, rank_metrics if wants_rank else None)
+    except (KeyboardInterrupt, OSError) as stopped:
+        _add_resume_note(
+            stopped,
+            Path(arguments.output),
+            journal_header(names, options, arguments.shard),
+            len(tasks),
+        )
+        raise
     return 0
+
+
+def _add_resume_note(
+    stopped: BaseException, output: Path, header: dict[str, Any], total: int
+) -> None:
+    """Tell, on the error's one line, what the journal kept and how to go on from it."""
+    journal_path = output.with_name(output.name + ".partial")
+    if not journal_path.is_file():
+        return
+    try:
+        kept = len(read_journal(journal_path, header))
+    except (OSError, SqaError, ValueError):
+        return
+    stopped.add_note(
+        f"{kept} of {total} file(s) are kept in {journal_path}: "
+        "rerun the same command with --resume to continue"
+    )
+
+
+def check_output_can_hold(output: str | Path, tasks: Sequence[ScoreTask]) -> None:
+    """Refuse, before any scoring, keys that the output format cannot hold (a Kaldi dir takes no
+    id with a blank), so that no work is lost and no journal is left behind."""
+    from sqa.data import AudioRecord
+    from sqa.data.kaldi import check_kaldi_records
+    from sqa.metrics.outputs import is_table
+
+    if not is_table(output):
+        records = [
+            AudioRecord(task.sample_id, task.system_id, task.path, task.utterance_id)
+            for task in tasks
+        ]
+        check_kaldi_records(records, output)
 
 
 def parse_rank_metrics(text: str | None, default: Sequence[str]) -> dict[str, float]:

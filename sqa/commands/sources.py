@@ -18,7 +18,6 @@ Every subcommand that reads audio (``score``, ``predict``, ``rank``) takes the s
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,20 +86,11 @@ def _folder_records(folder: Path, exclude: Sequence[str | Path]) -> list[AudioRe
 
 def _system_records(system: str, files: Sequence[Path]) -> list[AudioRecord]:
     """One record per file stem (``a.wav`` + ``a.flac``: the first by extension order, warned)."""
-    from sqa.audio import AUDIO_EXTENSIONS
+    from sqa.data.folders import files_by_stem
 
-    chosen: dict[str, Path] = {}
-    for path in sorted(files, key=lambda p: (p.stem, AUDIO_EXTENSIONS.index(p.suffix.lower()))):
-        if path.stem in chosen:
-            warnings.warn(
-                f"{system}: {chosen[path.stem].name} and {path.name} share the name "
-                f"{path.stem!r}; using {chosen[path.stem].name}",
-                stacklevel=4,
-            )
-            continue
-        chosen[path.stem] = path
     return [
-        AudioRecord(stem, system, str(path), utterance_id=stem) for stem, path in chosen.items()
+        AudioRecord(stem, system, str(path), utterance_id=stem)
+        for stem, path in files_by_stem(system, files).items()
     ]
 
 

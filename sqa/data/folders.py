@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqa.audio import AUDIO_EXTENSIONS, is_audio_file
+from sqa.audio import AUDIO_EXTENSIONS, is_audio_file, link_problem
 from sqa.data.records import AudioRecord, check_unique
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open
@@ -41,8 +41,9 @@ def list_audio(
 ) -> list[Path]:
     """The audio files of a folder: the one lister of the suite (sorted by path).
 
-    Hidden files and folders (``.name``) are skipped, only :data:`sqa.audio.AUDIO_EXTENSIONS`
-    count, and broken links are left out.
+    Hidden files and folders (``.name``) are skipped and only :data:`sqa.audio.AUDIO_EXTENSIONS`
+    count. A symbolic link that leads to no file (broken, or a loop such as ``ln -s a.wav a.wav``)
+    is left out with a warning naming it and why.
 
     Args:
         folder: The folder.
@@ -53,20 +54,56 @@ def list_audio(
     Raises:
         DataFormatError: ``folder`` is not a folder.
     """
+    files, dead = _scan_audio(folder, recursive)
+    if dead:
+        described = [f"{path}: {problem}" for path, problem in dead]
+        warnings.warn(
+            f"skipping {len(dead)} link(s) that lead to no file: {_examples(described, '; ')}",
+            stacklevel=2,
+        )
+    if every > 0:
+        files = [path for index, path in enumerate(files) if (index % every == 0) == holdout]
+    return files
+
+
+def _scan_audio(
+    folder: str | os.PathLike[str], recursive: bool = False
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Audio files of a folder, and the audio-named links that lead nowhere (with why)."""
     root = Path(folder)
     if not root.is_dir():
         raise DataFormatError(f"{root}: not a folder")
     candidates = root.rglob("*") if recursive else root.iterdir()
-    files = sorted(
-        path
-        for path in candidates
-        if is_audio_file(path)
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
-    if every > 0:
-        files = [path for index, path in enumerate(files) if (index % every == 0) == holdout]
-    return files
+    files, dead = [], []
+    for path in sorted(candidates):
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        problem = None if hidden or not is_audio_file(path) else link_problem(path)
+        if problem is not None:
+            dead.append((path, problem))
+        elif not hidden and is_audio_file(path) and path.is_file():
+            files.append(path)
+    return files, dead
+
+
+def files_by_stem(label: str, files: Iterable[Path]) -> dict[str, Path]:
+    """Stem -> file for the audio files of one folder (``label``: a system name, ``--ref-dir
+    DIR``), sorted by stem: of ``a.wav`` + ``a.flac`` the first by
+    :data:`sqa.audio.AUDIO_EXTENSIONS` order is kept, with one warning per folder naming them."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted(files, key=lambda item: (item.stem, _extension_rank(item), item.name)):
+        by_stem.setdefault(path.stem, []).append(path)
+    repeated = [
+        f"{stem} ({', '.join(path.name for path in paths)})"
+        for stem, paths in by_stem.items()
+        if len(paths) > 1
+    ]
+    if repeated:
+        warnings.warn(
+            f"{label}: {len(repeated)} name(s) with several files: {_examples(repeated)}; "
+            "using the first of each (extension order " + ", ".join(AUDIO_EXTENSIONS) + ")",
+            stacklevel=3,
+        )
+    return {stem: paths[0] for stem, paths in by_stem.items()}
 
 
 def discover_systems(
@@ -93,7 +130,8 @@ def discover_systems(
     excluded = {Path(path).resolve() for path in exclude}
     systems, skipped = {}, []
     for entry in sorted(base.iterdir()):
-        if not entry.is_dir() or entry.name.startswith(".") or not list_audio(entry):
+        # _scan_audio, not list_audio: recognising a system says nothing (listing it warns)
+        if not entry.is_dir() or entry.name.startswith(".") or not _scan_audio(entry)[0]:
             continue
         if (skip_references and entry.name == REFERENCE_FOLDER) or entry.resolve() in excluded:
             skipped.append(entry.name)
@@ -184,8 +222,8 @@ def _index_system(name: str, folder: Path, duplicates: dict[str, list[Path]]) ->
     return chosen
 
 
-def _examples(items: list[str]) -> str:
-    shown = ", ".join(items[:EXAMPLES_SHOWN])
+def _examples(items: list[str], separator: str = ", ") -> str:
+    shown = separator.join(items[:EXAMPLES_SHOWN])
     return shown + (
         f" (and {len(items) - EXAMPLES_SHOWN} more)" if len(items) > EXAMPLES_SHOWN else ""
     )

@@ -40,6 +40,7 @@ from sqa.data.records import (
     AudioRecord,
     check_has_audio,
     check_identifier,
+    check_scp_entries,
     check_unique,
     clean_metrics,
     listed_path,
@@ -80,7 +81,13 @@ def read_scp(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def write_scp(path: str | os.PathLike[str], entries: Mapping[str, str]) -> Path:
-    """Write ``<id> <value>`` lines atomically (existing file replaced)."""
+    """Write ``<id> <value>`` lines atomically (existing file replaced).
+
+    Raises:
+        DataFormatError: An entry that the line format cannot hold (:func:`check_scp_entries`);
+            nothing is written then.
+    """
+    check_scp_entries(entries, str(path))
     with atomic_open(path) as stream:
         for identifier, value in entries.items():
             stream.write(f"{identifier} {value}\n")
@@ -243,6 +250,32 @@ def kaldi_ids(records: list[AudioRecord]) -> list[str]:
     return [f"{record.system_id}-{record.sample_id}" for record in records]
 
 
+def check_kaldi_records(records: list[AudioRecord], directory: str | os.PathLike[str]) -> list[str]:
+    """The Kaldi ids of records, refusing records a Kaldi dir cannot hold (before any work).
+
+    Commands that end by writing a Kaldi dir call this first, so that a file name with a space
+    stops the run before scoring rather than after it.
+
+    Returns:
+        The ids, as :func:`kaldi_ids` gives them.
+
+    Raises:
+        DataFormatError: Duplicate keys, or ids, system ids or utterance ids that are empty or
+            contain whitespace (Kaldi ids cannot).
+    """
+    folder = str(directory)
+    check_unique(records, folder)
+    ids = kaldi_ids(records)
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(f"{folder}: records cannot be given unique Kaldi ids")
+    check_scp_entries(dict.fromkeys(ids, "-"), folder)
+    for record in records:
+        check_identifier(record.system_id, "system id", folder)
+        if record.utterance_id is not None:
+            check_identifier(record.utterance_id, "utterance id", folder)
+    return ids
+
+
 def write_kaldi_dir(
     directory: str | os.PathLike[str],
     records: Iterable[AudioRecord],
@@ -268,17 +301,11 @@ def write_kaldi_dir(
     """
     items = list(records)
     folder = Path(directory)
-    check_unique(items, str(folder))
     replacing = (folder / "wav.scp").exists()
     if replacing and not force:
         raise SqaError(f"{folder / 'wav.scp'} exists; pass --force to overwrite it")
-    ids = kaldi_ids(items)
-    if len(set(ids)) != len(ids):
-        raise DataFormatError(f"{folder}: records cannot be given unique Kaldi ids")
+    ids = check_kaldi_records(items, folder)
     check_has_audio(items, str(folder))
-    for identifier, record in zip(ids, items, strict=True):
-        check_identifier(identifier, "id", str(folder))
-        check_identifier(record.system_id, "system id", str(folder))
     folder.mkdir(parents=True, exist_ok=True)
     if replacing:
         _remove_stale_metric_files(folder)
@@ -331,8 +358,6 @@ def _write_side_files(folder: Path, ids: list[str], items: list[AudioRecord]) ->
         write_scp(folder / "utt2sample", {i: r.sample_id for i, r in pairs})
     sources = {i: r.utterance_id for i, r in pairs if r.utterance_id is not None}
     if sources:
-        for value in sources.values():
-            check_identifier(value, "utterance id", str(folder))
         write_scp(folder / "utt2src", sources)
 
 

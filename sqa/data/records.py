@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from sqa.errors import DataFormatError
 
 # Cell spellings read as a missing value.
 MISSING_TEXT = frozenset({"", "nan", "none", "null", "na", "n/a"})
+EXAMPLES_SHOWN = 5  # offending entries named in an error message
 
 
 @dataclass
@@ -210,6 +211,40 @@ def check_identifier(value: str, what: str, source: str) -> None:
     """Identifiers written to whitespace-separated files must be non-empty and blank-free."""
     if not value or any(character.isspace() for character in value):
         raise DataFormatError(f"{source}: {what} {value!r} is empty or contains whitespace")
+
+
+def check_scp_entries(
+    entries: Mapping[str, str],
+    source: str,
+    remedy: str = "rename those files, or write a .jsonl or .csv output instead",
+) -> None:
+    """Refuse what a ``<id> <value>`` line cannot hold, so that reading gives back the same entries.
+
+    Kaldi ids are whitespace-free (the id ends at the first blank); the value is the rest of the
+    line, so it may contain blanks (a path with spaces) but no line break and, since readers strip
+    it, no leading or trailing blank.
+
+    Args:
+        entries: Id -> value.
+        source: The file or folder written, for the message.
+        remedy: What the user can do about an id with a blank, for the message.
+
+    Raises:
+        DataFormatError: Naming how many entries are affected and a few of them.
+    """
+    blank_ids = [key for key in entries if not key or any(c.isspace() for c in key)]
+    if blank_ids:
+        shown = ", ".join(repr(key) for key in blank_ids[:EXAMPLES_SHOWN])
+        raise DataFormatError(
+            f"{source}: {len(blank_ids)} Kaldi id(s) are empty or contain whitespace ({shown}); "
+            f"Kaldi ids cannot: {remedy}"
+        )
+    for key, value in entries.items():
+        if "\n" in value or "\r" in value or value != value.strip():
+            raise DataFormatError(
+                f"{source}: the value of {key!r} ({value!r}) has a line break or leading or "
+                "trailing blanks, which a '<id> <value>' line cannot hold"
+            )
 
 
 def metric_names(records: Iterable[AudioRecord]) -> list[str]:

@@ -14,16 +14,18 @@ and :func:`run_tasks` prints it as one stderr line per metric backend, whatever 
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqa.errors import SqaError
+from sqa.errors import OutputError, SqaError
 from sqa.fileio import format_jsonl_line
 from sqa.metrics.scorer import MetricScorer, ScoringOptions
 
@@ -54,6 +56,10 @@ _REPORTED: set[str] = set()
 def _initialise_worker(metric_names: list[str], options: ScoringOptions) -> None:
     """Build the per-process scorer (models then load lazily, once per process)."""
     global _WORKER_SCORER
+    if multiprocessing.parent_process() is not None:
+        # Ctrl-C reaches the whole process group: the parent stops the pool and keeps the
+        # journal; a worker that also raised KeyboardInterrupt would only print a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_SCORER = MetricScorer(metric_names, options)
     _REPORTED.clear()
     if _WORKER_SCORER.uses_torch:
@@ -205,7 +211,10 @@ def read_journal(path: Path, header: Mapping[str, Any]) -> dict[tuple[str, str],
         lines = stream.read().split("\n")
     if not lines or not lines[0].strip():
         return entries
-    found = json.loads(lines[0])
+    try:
+        found = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return entries  # the header itself was cut short: nothing was journaled after it
     if found != json.loads(json.dumps(header)):
         raise SqaError(
             f"{path} was written by a job with other metrics/options/shard; "
@@ -221,17 +230,25 @@ def read_journal(path: Path, header: Mapping[str, Any]) -> dict[tuple[str, str],
 
 
 class Journal:
-    """Append-only progress file, flushed after every entry."""
+    """Append-only progress file, made durable after every entry.
+
+    A failure to write it (disk full, read-only or removed folder) is an :class:`OutputError`
+    naming the journal; what it already holds stays readable by :func:`read_journal`.
+    """
 
     def __init__(self, path: Path, header: Mapping[str, Any], *, fresh: bool) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh or not path.exists():
-            with open(path, "w", encoding="utf-8") as stream:
-                stream.write(json.dumps(header) + "\n")
-        else:
-            self._terminate_last_line()
-        self._stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if fresh or not path.exists():
+                with open(path, "w", encoding="utf-8") as stream:
+                    stream.write(json.dumps(header) + "\n")
+            else:
+                self._terminate_last_line()
+            # Unbuffered: a failed write never leaves bytes behind to be written at close.
+            self._stream = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        except OSError as error:
+            raise OutputError(path, error) from error
 
     def _terminate_last_line(self) -> None:
         """Make sure a truncated final line does not swallow the next entry."""
@@ -244,9 +261,20 @@ class Journal:
 
     def append(self, entry: Mapping[str, Any]) -> None:
         """Record one finished file durably."""
-        self._stream.write(format_jsonl_line(entry) + "\n")
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        data = memoryview((format_jsonl_line(entry) + "\n").encode("utf-8"))
+        try:
+            if os.fstat(self._stream.fileno()).st_nlink == 0:
+                raise FileNotFoundError(
+                    errno.ENOENT, "it was deleted while running (was the output folder removed?)"
+                )
+            while data:
+                written = self._stream.write(data)
+                if not written:
+                    raise OSError(errno.EIO, "the journal accepts no more data")
+                data = data[written:]
+            os.fsync(self._stream.fileno())
+        except OSError as error:
+            raise OutputError(self.path, error) from error
 
     def close(self) -> None:
         """Close the file (it stays on disk until the final output is written)."""
