@@ -31,13 +31,13 @@ MCD_DTW_RADIUS = 1
 MCD_GAIN_EPSILON = 1e-8
 # Previous definition (kept as ``mcd_world_score``): WORLD envelope at 16 kHz, order 24, DTW.
 MCD_WORLD_ORDER = 24
+MCD_WORLD_FRAME_PERIOD_MS = 5.0
+MCD_WORLD_SAMPLE_RATE = 16000
 # pystoi dithers its normalisation with machine-epsilon-sized ``np.random`` noise; drawing it from
 # a fixed seed makes ESTOI repeat exactly (values move by at most that noise: ~1e-13, more on
 # very quiet input).
 ESTOI_NOISE_SEED = 0
 _GLOBAL_NUMPY_RNG = threading.Lock()
-MCD_WORLD_FRAME_PERIOD_MS = 5.0
-MCD_WORLD_SAMPLE_RATE = 16000
 _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 _MOVES = ((-1, 0), (0, -1), (-1, -1))  # DTW predecessors: up, left, diagonal
 
