@@ -1,0 +1,136 @@
+"""kill -9 and ``--resume`` for every trainer: the resumed run ends exactly as an uninterrupted one.
+
+Each test trains a tiny run three times in subprocesses: once uninterrupted, once killed with
+SIGKILL by the test hook ``SQA_TEST_KILL_AFTER_STEP`` (after update N is logged and before its
+checkpoint is written, see :func:`sqa.runs.kill_point`), and once resumed with ``--resume``. The
+final weights (every tensor, ``torch.equal``), the optimiser state and the log must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from sqa.runs import KILL_AFTER_STEP_VARIABLE
+from sqa.synthetic import write_labelled_clips
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _sqa(arguments: list[str], folder: Path, kill_after: int | None = None) -> int:
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+    environment.pop(KILL_AFTER_STEP_VARIABLE, None)
+    if kill_after is not None:
+        environment[KILL_AFTER_STEP_VARIABLE] = str(kill_after)
+    result = subprocess.run(
+        [sys.executable, "-m", "sqa", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=folder,
+        env=environment,
+    )
+    if kill_after is None:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result.returncode
+
+
+def _payload(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _max_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> float:
+    assert first.keys() == second.keys()
+    return max(
+        (float((first[key].double() - second[key].double()).abs().max()) for key in first),
+        default=0.0,
+    )
+
+
+def _assert_same_tensors(first: Any, second: Any, where: str = "") -> None:
+    """Equal nested structures, tensors compared with ``torch.equal`` (bit for bit)."""
+    if isinstance(first, torch.Tensor):
+        assert isinstance(second, torch.Tensor) and torch.equal(first, second), where
+    elif isinstance(first, dict):
+        assert first.keys() == second.keys(), where
+        for key in first:
+            _assert_same_tensors(first[key], second[key], f"{where}.{key}")
+    elif isinstance(first, (list, tuple)):
+        assert len(first) == len(second), where
+        for index, (a, b) in enumerate(zip(first, second, strict=True)):
+            _assert_same_tensors(a, b, f"{where}[{index}]")
+    else:
+        assert first == second, where
+
+
+def _log(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [{key: value for key, value in row.items() if key not in drop} for row in rows]
+
+
+def _assert_resumed_equals_uninterrupted(clean: Path, resumed: Path) -> float:
+    """Compare the two runs' ``last.pt``; returns the largest weight difference (for reports)."""
+    first, second = _payload(clean / "last.pt"), _payload(resumed / "last.pt")
+    difference = _max_difference(first["state_dict"], second["state_dict"])
+    _assert_same_tensors(first["state_dict"], second["state_dict"], "state_dict")
+    for key in ("optimizer", "scheduler", "rng", "step", "epoch", "progress"):
+        if key in first["training_state"]:
+            _assert_same_tensors(
+                first["training_state"][key], second["training_state"][key], key
+            )
+    assert not list(resumed.glob(".*.tmp"))  # no temporary file of a cut-short write is left
+    return difference
+
+
+def _stale_temporary(folder: Path) -> None:
+    """What a process killed while writing a checkpoint leaves: a temporary never renamed."""
+    (folder / ".last.pt.k1ll3d.tmp").write_bytes(b"\0" * 4096)
+
+
+def test_predictor_resumed_after_kill_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    write_labelled_clips(tmp_path, 8)
+    # 3 batches per epoch (0.3 s crops, 1 s per batch): last.pt at steps 2 and 4 (epoch 1, batch
+    # 1), killed after step 6 is logged (train and validation rows) but before its checkpoint.
+    common = [
+        "train-predictor", "--train", "data.jsonl", "--valid", "data.jsonl", "--preset",
+        "compact-mel", "--metrics", "mos", "--max-steps", "7", "--batch-seconds", "1",
+        "--max-seconds", "0.3", "--valid-every", "2", "--threads", "1",
+    ]  # fmt: skip
+    _sqa([*common, "--output-dir", "clean"], tmp_path)
+    assert _sqa([*common, "--output-dir", "run"], tmp_path, kill_after=6) == -signal.SIGKILL
+    run = tmp_path / "run"
+    assert _payload(run / "last.pt")["training_state"]["progress"]["step"] == 4
+    assert max(row["step"] for row in _log(run / "log.jsonl")) == 6
+    _stale_temporary(run)
+    # As the README says: the run is rebuilt from run/config.yaml, no --train needed.
+    _sqa(["train-predictor", "--resume", "--output-dir", "run"], tmp_path)
+    difference = _assert_resumed_equals_uninterrupted(tmp_path / "clean", run)
+    assert difference == 0.0
+    assert _log(run / "log.jsonl") == _log(tmp_path / "clean" / "log.jsonl")  # no step twice
+    _assert_same_tensors(
+        _payload(run / "best.pt")["state_dict"],
+        _payload(tmp_path / "clean" / "best.pt")["state_dict"],
+    )
+
+
+def test_predictor_resume_and_force_follow_the_one_rule(tmp_path: Path) -> None:
+    from sqa.commands.train_predictor import main
+    from sqa.errors import SqaError
+
+    with pytest.raises(SqaError, match="nothing to resume"):
+        main(["--resume", "--output-dir", str(tmp_path / "none")])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    (tmp_path / "run" / "config.yaml").write_text("train: [data.jsonl]\n")
+    with pytest.raises(SqaError, match="give one of them"):
+        main(["--resume", "--output-dir", str(tmp_path / "run"), "--force"])
+    with pytest.raises(SqaError, match="pass --resume to continue it or --force"):
+        main(["--train", "data.jsonl", "--output-dir", str(tmp_path / "run")])
