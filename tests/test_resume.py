@@ -83,9 +83,7 @@ def _assert_resumed_equals_uninterrupted(clean: Path, resumed: Path) -> float:
     _assert_same_tensors(first["state_dict"], second["state_dict"], "state_dict")
     for key in ("optimizer", "scheduler", "rng", "step", "epoch", "progress"):
         if key in first["training_state"]:
-            _assert_same_tensors(
-                first["training_state"][key], second["training_state"][key], key
-            )
+            _assert_same_tensors(first["training_state"][key], second["training_state"][key], key)
     assert not list(resumed.glob(".*.tmp"))  # no temporary file of a cut-short write is left
     return difference
 
