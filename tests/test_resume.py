@@ -20,12 +20,14 @@ import pytest
 import torch
 
 from sqa.runs import KILL_AFTER_STEP_VARIABLE
-from sqa.synthetic import write_labelled_clips
+from sqa.synthetic import write_labelled_clips, write_system_folders
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def _sqa(arguments: list[str], folder: Path, kill_after: int | None = None) -> int:
+def _sqa(
+    arguments: list[str], folder: Path, kill_after: int | None = None
+) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
     environment.pop(KILL_AFTER_STEP_VARIABLE, None)
     if kill_after is not None:
@@ -40,7 +42,9 @@ def _sqa(arguments: list[str], folder: Path, kill_after: int | None = None) -> i
     )
     if kill_after is None:
         assert result.returncode == 0, result.stderr[-3000:]
-    return result.returncode
+    else:
+        assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    return result
 
 
 def _payload(path: Path) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def test_predictor_resumed_after_kill_equals_an_uninterrupted_run(tmp_path: Path
         "--max-seconds", "0.3", "--valid-every", "2", "--threads", "1",
     ]  # fmt: skip
     _sqa([*common, "--output-dir", "clean"], tmp_path)
-    assert _sqa([*common, "--output-dir", "run"], tmp_path, kill_after=6) == -signal.SIGKILL
+    _sqa([*common, "--output-dir", "run"], tmp_path, kill_after=6)
     run = tmp_path / "run"
     assert _payload(run / "last.pt")["training_state"]["progress"]["step"] == 4
     assert max(row["step"] for row in _log(run / "log.jsonl")) == 6
@@ -132,3 +136,38 @@ def test_predictor_resume_and_force_follow_the_one_rule(tmp_path: Path) -> None:
         main(["--resume", "--output-dir", str(tmp_path / "run"), "--force"])
     with pytest.raises(SqaError, match="pass --resume to continue it or --force"):
         main(["--train", "data.jsonl", "--output-dir", str(tmp_path / "run")])
+
+
+def _epoch_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("epoch ")]
+
+
+def test_ranker_resumed_after_kill_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    write_system_folders(tmp_path / "data", {"s1": 30.0, "s2": 15.0, "s3": 5.0}, 4, duration=0.5)
+    mos = {"s1": 4.5, "s2": 3.0, "s3": 1.5}
+    lines = [
+        f"{system},utt{index:03d},{value}" for system, value in mos.items() for index in range(4)
+    ]
+    (tmp_path / "mos.csv").write_text("system_id,sample_id,mos\n" + "\n".join(lines) + "\n")
+    # 2 updates per epoch: killed after update 5 (mid epoch 2), last.pt is that of epoch 1;
+    # random crops (0.25 s), dropout and shuffling all depend on restored generator states.
+    common = [
+        "train-ranker", "--train", "data", "--mos", "mos.csv", "--model", "cached",
+        "--epochs", "4", "--max-steps-per-epoch", "2", "--batch-size", "4",
+        "--validation-utterances", "1", "--keep-best", "1", "--max-seconds", "0.25",
+    ]  # fmt: skip
+    clean = _sqa([*common, "--output-dir", "clean"], tmp_path)
+    _sqa([*common, "--output-dir", "run"], tmp_path, kill_after=5)
+    run = tmp_path / "run"
+    assert _payload(run / "last.pt")["training_state"]["epoch"] == 2
+    _stale_temporary(run)
+    resumed = _sqa(["train-ranker", "--resume", "--output-dir", "run"], tmp_path)
+    assert _assert_resumed_equals_uninterrupted(tmp_path / "clean", run) == 0.0
+    _assert_same_tensors(
+        _payload(run / "best.pt")["state_dict"],
+        _payload(tmp_path / "clean" / "best.pt")["state_dict"],
+    )
+    assert _epoch_lines(resumed.stderr) == _epoch_lines(clean.stderr)[2:]  # epochs 3 and 4
+    assert sorted(path.name for path in run.glob("epoch*.pt")) == sorted(
+        path.name for path in (tmp_path / "clean").glob("epoch*.pt")
+    )
