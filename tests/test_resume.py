@@ -156,6 +156,8 @@ def test_predictor_resume_and_force_follow_the_one_rule(tmp_path: Path) -> None:
     (tmp_path / "run" / "config.yaml").write_text("train: [data.jsonl]\n")
     with pytest.raises(SqaError, match="give one of them"):
         main(["--resume", "--output-dir", str(tmp_path / "run"), "--force"])
+    with pytest.raises(SqaError, match="give one of them"):  # the checkpoint's folder is the run
+        main(["--resume", str(tmp_path / "run" / "last.pt"), "--force"])
     with pytest.raises(SqaError, match="pass --resume to continue it or --force"):
         main(["--train", "data.jsonl", "--output-dir", str(tmp_path / "run")])
 
@@ -221,7 +223,7 @@ def test_finetune_resumed_after_kill_equals_an_uninterrupted_run(
     config = {
         "speech_dir": "speech", "noise_dir": "noise", "rir_dir": None, "holdout_every": 0,
         "init_checkpoint": "init.pt", "simulation": {"segment_seconds": 0.5}, "batch_size": 2,
-        "steps": 5, "eval_count": 1, "eval_metrics": ["sdr"], "real_eval_metrics": [],
+        "steps": 4, "eval_count": 1, "eval_metrics": ["sdr"], "real_eval_metrics": [],
         "learning_rate": 1e-3, "checkpoint_interval": 2, "lr_step_size": 2, "guard_interval": 1,
         "guard_clips": 1,
     }  # fmt: skip
