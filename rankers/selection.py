@@ -1,4 +1,5 @@
-"""Validation split by utterance and checkpoint selection by validation ECS (paper, III-E)."""
+"""Validation split by utterance, the kept best-N checkpoints and selection by validation ECS
+(paper, III-E)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def select_best(best: Any, validation_records: list, config: Any, folder: Path) 
     """Score the kept checkpoints by validation ECS and write the winner to ``best.pt``.
 
     Args:
-        best: The :class:`rankers.train.BestCheckpoints` of the run.
+        best: The :class:`BestCheckpoints` of the run.
         validation_records: Records of the held-out utterances.
         config: The run's :class:`rankers.train_config.TrainConfig` (``scoring`` is used).
         folder: Run folder.
@@ -114,3 +115,45 @@ def select_best(best: Any, validation_records: list, config: Any, folder: Path) 
     save_checkpoint(
         folder / "best.pt", model, payload["config"], kind=payload["kind"], metadata=metadata
     )
+
+
+class BestCheckpoints:
+    """Keeps the ``limit`` checkpoints with the lowest validation loss on disk."""
+
+    def __init__(self, folder: Path, limit: int, entries: Sequence[Sequence[Any]] = ()) -> None:
+        self.folder = folder
+        self.limit = limit
+        self.entries: list[tuple[float, str]] = [(float(a), str(b)) for a, b in entries]
+        self.metadata: dict[str, Any] = {}  # added to every checkpoint it saves
+
+    def offer(
+        self, loss: float, epoch: int, model: nn.Module, kind: str, model_config: Any
+    ) -> list[Path]:
+        """Save this epoch if it is among the best.
+
+        Returns:
+            The checkpoint it displaces, for the caller to delete once ``last.pt`` no longer
+            lists it (deleted earlier, a kill in between would leave ``last.pt`` naming a file
+            that is gone).
+        """
+        if len(self.entries) >= self.limit and loss >= max(entry[0] for entry in self.entries):
+            return []
+        path = self.folder / f"epoch{epoch:03d}.pt"
+        metadata = {**self.metadata, "epoch": epoch, "validation_loss": loss}
+        save_checkpoint(path, unwrap(model), model_config, kind=kind, metadata=metadata)
+        self.entries = sorted([*self.entries, (loss, str(path))])
+        displaced = [Path(stale) for _, stale in self.entries[self.limit :]]
+        self.entries = self.entries[: self.limit]
+        return displaced
+
+    def remove_unlisted(self) -> None:
+        """Delete ``epochNNN.pt`` files that are not kept (left by a run killed mid-epoch)."""
+        kept = {Path(path).name for _, path in self.entries}
+        for path in self.folder.glob("epoch[0-9][0-9][0-9].pt"):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

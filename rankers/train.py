@@ -12,7 +12,10 @@ validation systems' mean MOS) and the winner is written to ``best.pt``.
 Multi-process: ``torchrun --nproc_per_node N -m sqa train-ranker ...`` trains with DDP
 (:func:`sqa.distributed.distributed_context`: gloo on CPU, nccl on CUDA, one GPU per local rank)
 and a distributed sampler; only rank 0 writes files. ``last.pt`` holds the full
-training state and is picked up again by ``--resume``.
+training state and is picked up again by ``--resume``: weights, AdamW and StepLR states, the epoch,
+the kept best-N checkpoints, the Python/NumPy/torch generator states and the state of the loader's
+shuffling generator, so that a resumed run repeats an uninterrupted one bit for bit (one process,
+CPU). A run killed mid-epoch repeats that epoch from its start.
 """
 
 from __future__ import annotations
@@ -45,13 +48,21 @@ from rankers.feature_cache import (
     encode_files,
     supports_frozen_cache,
 )
-from rankers.selection import select_best, split_by_utterance
+from rankers.selection import BestCheckpoints, select_best, split_by_utterance, unwrap
 from rankers.train_config import TrainConfig
 from sqa.checkpoint import load_checkpoint, save_checkpoint
 from sqa.distributed import distributed_context
 from sqa.errors import DataFormatError
 from sqa.fileio import read_rows
-from sqa.runs import check_resume, run_lock, seed_everything, write_run_metadata
+from sqa.runs import (
+    check_resume,
+    kill_point,
+    restore_rng_state,
+    rng_state,
+    run_lock,
+    seed_everything,
+    write_run_metadata,
+)
 
 
 def preset_model(config: TrainConfig) -> tuple[str, Any]:
@@ -143,15 +154,22 @@ def make_loader(
     )
 
 
+def steps_per_epoch(loader: torch.utils.data.DataLoader, config: TrainConfig) -> int:
+    """Updates in one training epoch (``max_steps_per_epoch`` caps the loader's length)."""
+    return min(len(loader), config.max_steps_per_epoch or len(loader))
+
+
 def run_epoch(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
     config: TrainConfig,
     optimizer: torch.optim.Optimizer | None,
+    epoch: int = 0,
 ) -> float:
     """One pass over ``loader``; trains when ``optimizer`` is given. Returns the mean loss."""
     model.train(optimizer is not None)
     total, count = 0.0, 0
+    first_step = epoch * steps_per_epoch(loader, config)
     for step, batch in enumerate(loader):
         if config.max_steps_per_epoch and step >= config.max_steps_per_epoch:
             break
@@ -167,49 +185,20 @@ def run_epoch(
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            kill_point(first_step + step + 1)
         total += float(loss.detach()) * batch["label"].shape[0]
         count += batch["label"].shape[0]
     return total / max(count, 1)
 
 
-class BestCheckpoints:
-    """Keeps the ``limit`` checkpoints with the lowest validation loss on disk."""
-
-    def __init__(self, folder: Path, limit: int, entries: Sequence[Sequence[Any]] = ()) -> None:
-        self.folder = folder
-        self.limit = limit
-        self.entries: list[tuple[float, str]] = [(float(a), str(b)) for a, b in entries]
-        self.metadata: dict[str, Any] = {}  # added to every checkpoint it saves
-
-    def offer(
-        self, loss: float, epoch: int, model: nn.Module, kind: str, model_config: Any
-    ) -> None:
-        """Save this epoch if it is among the best, deleting the one it displaces."""
-        if len(self.entries) >= self.limit and loss >= max(entry[0] for entry in self.entries):
-            return
-        path = self.folder / f"epoch{epoch:03d}.pt"
-        metadata = {**self.metadata, "epoch": epoch, "validation_loss": loss}
-        save_checkpoint(path, unwrap(model), model_config, kind=kind, metadata=metadata)
-        self.entries = sorted([*self.entries, (loss, str(path))])
-        for _, stale in self.entries[self.limit :]:
-            Path(stale).unlink(missing_ok=True)
-        self.entries = self.entries[: self.limit]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def _training_state(
-    epoch: int, optimizer: torch.optim.Optimizer, scheduler: Any, best: BestCheckpoints
-) -> dict[str, Any]:
+def _training_state(epoch: int, run: TrainingRun) -> dict[str, Any]:
     return {
         "epoch": epoch,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "best": [list(entry) for entry in best.entries],
-        "torch_rng": torch.get_rng_state(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "best": [list(entry) for entry in run.best.entries],
+        "rng": rng_state(),
+        "loader_generator": run.loader_generator.get_state(),
     }
 
 
@@ -246,10 +235,15 @@ class TrainingRun:
     folder: Path
     kind: str
     model_config: Any
+    loader_generator: torch.Generator = dataclasses.field(default_factory=torch.Generator)
 
 
 def _setup(config: TrainConfig, model_config: Any, kind: str, world_size: int) -> tuple:
-    """Build model, optimiser and scheduler, resume if asked; returns ``(run, start epoch)``."""
+    """Build model, optimiser and scheduler, resume if asked.
+
+    Returns:
+        ``(run, start epoch, saved training state or None)``.
+    """
     from sqa.checkpoint import model_classes
 
     folder = Path(config.output_dir)
@@ -261,14 +255,14 @@ def _setup(config: TrainConfig, model_config: Any, kind: str, world_size: int) -
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_decay)
     best = BestCheckpoints(folder, config.keep_best)
-    start_epoch = _maybe_resume(config, folder, model, optimizer, scheduler, best)
+    start_epoch, saved = _maybe_resume(config, folder, model, optimizer, scheduler, best)
     if world_size > 1:
         on_gpu = config.device.startswith("cuda")
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.device(config.device)] if on_gpu else None
         )
     run = TrainingRun(model, optimizer, scheduler, best, folder, kind, model_config)
-    return run, start_epoch
+    return run, start_epoch, saved
 
 
 def _end_epoch(
@@ -285,15 +279,17 @@ def _end_epoch(
         file=sys.stderr,
         flush=True,
     )
-    run.best.offer(validation_loss, epoch, run.model, run.kind, run.model_config)
+    displaced = run.best.offer(validation_loss, epoch, run.model, run.kind, run.model_config)
     save_checkpoint(
         run.folder / "last.pt",
         unwrap(run.model),
         run.model_config,
         kind=run.kind,
         metadata={**run.best.metadata, "train_loss": train_loss},
-        training_state=_training_state(epoch + 1, run.optimizer, run.scheduler, run.best),
+        training_state=_training_state(epoch + 1, run),
     )
+    for path in displaced:
+        path.unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, model_config: Any = None, kind: str | None = None) -> Path:
@@ -327,17 +323,20 @@ def _train(config: TrainConfig, model_config: Any = None, kind: str | None = Non
         check_resume(Path(config.output_dir), resume=config.resume, force=config.force)
         write_run_metadata(config.output_dir, config)
     pairs, validation_pairs, validation_records = _prepare(config)
-    run, start_epoch = _setup(config, model_config, kind, world_size)
+    run, start_epoch, saved = _setup(config, model_config, kind, world_size)
     labelled = any(math.isfinite(p.mos_a) or math.isfinite(p.mos_b) for p in pairs)
     run.best.metadata["mos_head_trained"] = config.beta > 0 and labelled
     train_set, validation_set = _datasets(config, run, pairs, validation_pairs, world_size)
     loader = make_loader(train_set, config, True, world_size, rank)
     validation_loader = make_loader(validation_set, config, False, 1, 0)
+    run.loader_generator = loader.generator
+    if saved is not None:  # last, so that nothing above draws from the restored generators
+        _restore_generators(saved, run)
     for epoch in range(start_epoch, config.epochs):
         train_set.epoch = epoch
         if world_size > 1:
             loader.sampler.set_epoch(epoch)
-        train_loss = run_epoch(run.model, loader, config, run.optimizer)
+        train_loss = run_epoch(run.model, loader, config, run.optimizer, epoch)
         run.scheduler.step()
         if rank == 0:
             _end_epoch(run, epoch, train_loss, validation_loader, config)
@@ -371,16 +370,30 @@ def _maybe_resume(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     best: BestCheckpoints,
-) -> int:
-    """Restore ``last.pt`` when resuming; returns the epoch to start from."""
+) -> tuple[int, dict[str, Any] | None]:
+    """Restore ``last.pt`` when resuming (generators: :func:`_restore_generators`).
+
+    Returns:
+        The epoch to start from and the saved training state (``None`` for a fresh start).
+    """
     last = folder / "last.pt"
     if not (config.resume and last.is_file()):
-        return 0
+        return 0, None
     payload = load_checkpoint(last)
-    state = payload["training_state"]
+    state = payload.get("training_state")
+    if state is None:
+        raise DataFormatError(f"{last} is not a training checkpoint (no training_state)")
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     best.entries = [(float(loss), str(path)) for loss, path in state["best"]]
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"])
+    best.remove_unlisted()
+    return int(state["epoch"]), state
+
+
+def _restore_generators(state: dict[str, Any], run: TrainingRun) -> None:
+    if "rng" in state:
+        restore_rng_state(state["rng"])
+        run.loader_generator.set_state(state["loader_generator"])
+    else:  # checkpoints written before the other generators were stored
+        torch.set_rng_state(state["torch_rng"])

@@ -6,6 +6,7 @@ import argparse
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from sqa.commands.options import add_config_arguments, add_path_argument, deprecated_alias
@@ -81,6 +82,17 @@ def _add_field_option(parser: argparse.ArgumentParser, field: Any, described: st
     parser.add_argument(option, dest=field.name, type=kind, choices=choices, help=help_text)
 
 
+def _resumed_run_config(given: dict[str, Any]) -> str:
+    """``--resume`` without ``--train``: the run folder's ``config.yaml`` is the config."""
+    if "output_dir" not in given:
+        raise SqaError("--resume without --train needs --output-dir RUN (the run to continue)")
+    saved = Path(given["output_dir"]) / "config.yaml"
+    if not saved.is_file():
+        raise SqaError(f"nothing to resume: {saved} does not exist (give --train to start a run)")
+    given.setdefault("force", False)  # the saved run may have been started with --force
+    return str(saved)
+
+
 def train_main(argv: Sequence[str] | None) -> int:
     """Train the URGENT-PK ranker.
 
@@ -96,6 +108,8 @@ def train_main(argv: Sequence[str] | None) -> int:
         warnings.warn("the positional DATA is deprecated; use --train DATA", FutureWarning, 2)
         given.setdefault("data", legacy)
     path, overrides = given.pop("config", None), parse_overrides(given.pop("set", []))
+    if path is None and "data" not in given and given.get("resume"):
+        path = _resumed_run_config(given)
     config = load_config(path, TrainConfig, merge(overrides, given))
     if not config.data:
         raise SqaError("no training data: give --train DATA")

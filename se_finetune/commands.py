@@ -313,8 +313,12 @@ def finetune_main(argv: Sequence[str]) -> int:
     from se_finetune.guard import RewardHackingError
     from sqa.configs import parse_overrides
 
+    if not arguments.config and arguments.resume and arguments.output_dir:
+        arguments.config = str(Path(arguments.output_dir) / "config.yaml")  # the run's own
+        if not Path(arguments.config).is_file():
+            raise SqaError(f"nothing to resume: {arguments.config} does not exist")
     if not arguments.config:
-        raise SqaError("sqa finetune needs --config YAML")
+        raise SqaError("sqa finetune needs --config YAML (or --resume --output-dir RUN)")
     overrides: dict[str, object] = parse_overrides(arguments.set)
     if arguments.output_dir:
         overrides["output_dir"] = arguments.output_dir

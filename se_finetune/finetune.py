@@ -5,6 +5,10 @@ real reference-free batches use ``λ_score·L_score + λ_reg·L_reg (+ λ_rank·
 real batches is ``real_ratio``. Adam + StepLR, gradient clipping, periodic evaluation with the
 teacher metrics, resumable checkpoints (``last.pt``) and a reward-hacking guard that restores the
 last good weights (``good.pt``) and stops with a clear message when the output collapses.
+
+Resuming restores the weights, Adam and StepLR states, the step, the guard's failure count and
+last good weights, and the Python/NumPy/torch generator states; batches are functions of
+``(seed, step)``, so a resumed run repeats an uninterrupted one bit for bit (one process, CPU).
 """
 
 from __future__ import annotations
@@ -41,7 +45,15 @@ from sqa.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sqa.distributed import distributed_context
 from sqa.errors import CheckpointError, SqaError
 from sqa.fileio import dumps_json
-from sqa.runs import run_lock, seed_everything, write_run_metadata
+from sqa.runs import (
+    kill_point,
+    restore_rng_state,
+    rng_state,
+    run_lock,
+    seed_everything,
+    truncate_log,
+    write_run_metadata,
+)
 from sqa.simulation.files import audio_segments, pool_files
 from sqa.simulation.simulate import SimulatedPair, Simulator
 
@@ -264,7 +276,9 @@ class Finetuner:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "good_step": self.good_step,
+            "guard_failures": self.guard.failures if self.guard is not None else 0,
             "initial_state": self.initial.state_dict(),
+            "rng": rng_state(),
         }
         metadata = {
             "trained_steps": self.step,
@@ -282,7 +296,7 @@ class Finetuner:
         )
 
     def resume(self, path: Path) -> str:
-        """Restore model, optimizer, scheduler and step from a training checkpoint."""
+        """Restore model, optimizer, scheduler, step, guard and generators from a checkpoint."""
         payload = load_checkpoint(path)
         state = payload.get("training_state")
         if state is None:
@@ -293,8 +307,24 @@ class Finetuner:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         self.good_step = int(state["good_step"])
-        self.good_state = copy.deepcopy(self.restorer.state_dict())
+        self.good_state = self._good_state(path.parent / "good.pt")
+        if self.guard is not None:
+            self.guard.failures = int(state.get("guard_failures", 0))
+        if "rng" in state:  # older checkpoints have none (the batches never needed them)
+            restore_rng_state(state["rng"])
         return str(state["status"])
+
+    def _good_state(self, path: Path) -> dict[str, torch.Tensor]:
+        """The last good weights: ``good.pt`` when it holds those of ``good_step``.
+
+        A ``good.pt`` from a later step (written after ``last.pt``, then killed) belongs to a
+        guard check the resumed run repeats, and that check replaces the good weights again.
+        """
+        if path.is_file():
+            payload = load_checkpoint(path)
+            if int((payload.get("training_state") or {}).get("step", -1)) == self.good_step:
+                return payload["state_dict"]
+        return copy.deepcopy(self.restorer.state_dict())
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -332,9 +362,12 @@ class Finetuner:
     def _run(self, *, resume: bool, progress: bool) -> FinetuneResult:
         config = self.config
         last = self.output_dir / "last.pt"
-        if resume and last.is_file() and self.resume(last) == "collapsed":
+        resumed = resume and last.is_file()
+        if resumed and self.resume(last) == "collapsed":
             message = f"{last}: this run already stopped on a reward-hacking collapse"
             return FinetuneResult(self.step, "collapsed", {}, message, self.history)
+        if self.context.rank == 0:  # steps after the checkpoint are trained (and logged) again
+            truncate_log(self.output_dir / "log.jsonl", self.step if resumed else -1)
         evaluation: dict[str, float] = {}
         started = time.perf_counter()
         while self.step < config.steps:
@@ -358,6 +391,7 @@ class Finetuner:
             self._log(record)
             if progress:
                 print(dumps_json(record), flush=True)
+            kill_point(self.step)
             if self.step % config.checkpoint_interval == 0 or self.step == config.steps:
                 self.save(last)
         self.save(last, status="finished")

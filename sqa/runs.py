@@ -1,8 +1,11 @@
-"""Seeding and run metadata: what is needed to repeat and trace a run.
+"""Seeding, run metadata and resume plumbing: what is needed to repeat, trace and continue a run.
 
 :func:`seed_everything` seeds every generator the suite uses; :func:`write_run_metadata` stores
 the resolved config (``config.yaml``) and the environment (``environment.json``: versions,
 platform, git commit) in a run folder. Checkpoints embed :func:`environment_info` too.
+:func:`rng_state` / :func:`restore_rng_state` carry the generators through a checkpoint,
+:func:`truncate_log` drops log rows a killed run wrote after its last checkpoint, and
+:func:`run_lock` removes temporary files a killed writer left behind.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import json
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -43,6 +47,9 @@ TRACKED_PACKAGES = (
     "librosa",
 )
 _MAXIMUM_SEED = 2**32 - 1
+# Test hook (see tests/test_resume.py): the process kills itself with SIGKILL once update N is
+# logged and before its checkpoint is written, the worst moment for a resume.
+KILL_AFTER_STEP_VARIABLE = "SQA_TEST_KILL_AFTER_STEP"
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
@@ -72,6 +79,75 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict[str, Any]:
+    """States of Python's ``random``, NumPy's global generator and torch (CPU; CUDA when in use).
+
+    Returns:
+        A mapping a checkpoint can store (weights-only loadable); see :func:`restore_rng_state`.
+    """
+    import torch
+
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "keys": keys,
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Put back generator states saved by :func:`rng_state` (the CUDA ones where CUDA is in use)."""
+    import torch
+
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    saved = state["numpy"]
+    keys = np.asarray(saved["keys"], dtype=np.uint32)
+    np.random.set_state(
+        ("MT19937", keys, saved["position"], saved["has_gauss"], saved["cached_gaussian"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def truncate_log(path: str | os.PathLike[str], step: int) -> None:
+    """Keep the rows of a JSON-lines log whose ``step`` is at most ``step``.
+
+    A run killed after its last checkpoint has logged steps it will train again when resumed;
+    without this they would appear twice. A torn last line (killed mid-write) is dropped too.
+    """
+    log = Path(path)
+    if not log.is_file():
+        return
+    kept = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a torn write is the last thing the killed run did
+        if isinstance(row, dict) and int(row.get("step", 0)) > step:
+            break
+        kept.append(line + "\n")
+    with atomic_open(log) as stream:
+        stream.writelines(kept)
+
+
+def kill_point(step: int) -> None:
+    """Test hook: SIGKILL this process after update ``step`` if ``SQA_TEST_KILL_AFTER_STEP`` names
+    it (tests of ``--resume`` use it instead of racing a timer)."""
+    if os.environ.get(KILL_AFTER_STEP_VARIABLE) == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _package_versions() -> dict[str, str]:
@@ -231,18 +307,39 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         break
     else:
         raise SqaError(f"could not lock {folder}")
+    remove_stale_temporaries(lock.parent)
     try:
         yield lock
     finally:
         lock.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes (``.NAME.*.tmp``) left in a run folder.
+
+    Only called by the holder of the folder's lock: no live writer can own them then, so they
+    are what a killed process was writing (a checkpoint cut short, never renamed into place).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def check_resume(output_dir: Path, *, resume: bool, force: bool) -> None:
     """Refuse to overwrite an earlier run silently (see ``sqa.commands.options``).
 
     Raises:
-        SqaError: ``output_dir/last.pt`` exists and neither ``resume`` nor ``force`` is set.
+        SqaError: Both ``resume`` and ``force`` are set, or ``output_dir/last.pt`` exists and
+            neither is.
     """
+    if resume and force:
+        raise SqaError("--resume continues a run and --force starts it over: give one of them")
     if (output_dir / "last.pt").exists() and not (resume or force):
         raise SqaError(
             f"{output_dir} holds a run (last.pt): pass --resume to continue it or --force to "

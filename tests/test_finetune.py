@@ -328,3 +328,19 @@ def test_process_shares_make_up_the_single_process_batch(tmp_path) -> None:
     finetuner.config = FinetuneConfig(**{**vars(finetuner.config), "batch_size": 3})
     with pytest.raises(SqaError, match="batch_size 3 does not split over 2 processes"):
         finetuner._check_losses()
+
+
+def test_resume_restores_the_guard_and_its_last_good_weights(tmp_path) -> None:
+    _corpus(tmp_path)
+    config = _config(tmp_path, steps=2)
+    first = Finetuner(config, restorer=_restorer())
+    assert first.run().status == "finished" and first.good_step == 2
+    good = {key: value.clone() for key, value in first.good_state.items()}
+    first.guard.failures = 1  # one failing check so far: the next one may fire
+    with torch.no_grad():
+        next(first.restorer.parameters()).add_(1.0)  # last.pt now differs from good.pt
+    first.save(tmp_path / "run" / "last.pt")
+    second = Finetuner(config, restorer=_restorer(seed=5))
+    assert second.resume(tmp_path / "run" / "last.pt") == "running"
+    assert second.guard.failures == 1 and second.good_step == 2
+    assert all(torch.equal(second.good_state[key], good[key]) for key in good)

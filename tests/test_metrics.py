@@ -94,6 +94,26 @@ def test_estoi_identical_is_one(clean: np.ndarray, noisy: np.ndarray) -> None:
     assert estoi_score(noisy, clean, sample_rate=RATE) < 0.95
 
 
+def test_estoi_repeats_exactly_and_leaves_the_global_numpy_generator_alone(
+    clean: np.ndarray,
+) -> None:
+    from pystoi import stoi
+
+    # Quiet input: there pystoi's unseeded dithering changes the value by about 5e-14 per call.
+    quiet = 1e-3 * clean
+    degraded = add_noise_at_snr(quiet, 0.0, seed=9)
+    np.random.seed(123)
+    before = np.random.get_state()
+    first = estoi_score(degraded, quiet, sample_rate=RATE)
+    after = np.random.get_state()
+    assert before[0] == after[0] and np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+    for _ in range(3):
+        np.random.random()  # another global state must not change the value
+        assert estoi_score(degraded, quiet, sample_rate=RATE) == first  # bit-identical
+    # Only the dithering noise differs from an unseeded call.
+    assert first == pytest.approx(stoi(quiet, degraded, RATE, extended=True), abs=1e-9)
+
+
 def test_mcd_identical_is_zero() -> None:
     reference = speech_like(0.6, RATE, seed=7)
     assert mcd_score(reference, reference, sample_rate=RATE) == pytest.approx(0.0, abs=1e-9)

@@ -1,6 +1,8 @@
 """``sqa train-predictor``: train the multi-metric predictor (see :mod:`sqa.predictors.train`).
 
 Works unchanged under ``torchrun --nproc_per_node N -m sqa.cli train-predictor ...`` (DDP).
+``--resume --output-dir RUN`` continues RUN from ``RUN/last.pt``; without ``--train`` and
+``--config`` the run is rebuilt from ``RUN/config.yaml`` (other flags still override it).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="CHECKPOINT",
-        help=f"{RESUME_HELP}; or continue from CHECKPOINT",
+        help=f"{RESUME_HELP}, rebuilt from its config.yaml when no --train is given; or continue "
+        "from CHECKPOINT (its folder is the run folder unless --output-dir is given)",
     )
     parser.add_argument(
         "--force", action="store_true", help="start over in a run folder that has a checkpoint"
@@ -133,24 +136,37 @@ def resolve_config(arguments: argparse.Namespace) -> object:
     )
 
 
+def _resumed_run_config(arguments: argparse.Namespace) -> None:
+    """On ``--resume`` without ``--train``/``--config``, read the run folder's ``config.yaml``."""
+    if arguments.resume is None or arguments.train or arguments.config:
+        return
+    if not arguments.output_dir and arguments.resume:
+        arguments.output_dir = str(Path(arguments.resume).parent)
+    if not arguments.output_dir:
+        raise SqaError("--resume without --train needs --output-dir RUN (the run to continue)")
+    saved = Path(arguments.output_dir) / "config.yaml"
+    if not saved.is_file():
+        raise SqaError(f"nothing to resume: {saved} does not exist (give --train to start a run)")
+    arguments.config = str(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Train the multi-metric predictor."""
     arguments = build_parser().parse_args(argv)  # before torch is imported: --help stays fast
     from sqa.predictors.train import train_predictor
+    from sqa.runs import check_resume
 
+    _resumed_run_config(arguments)
     config = resolve_config(arguments)
     if not config.train:
         raise SqaError("no training data: give --train (or 'train' in --config)")
     output = Path(config.output_dir)
     first_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 checks
+    if first_process:
+        check_resume(output, resume=arguments.resume is not None, force=arguments.force)
     resume = arguments.resume
     if resume == "":  # bare --resume: the run folder's own last.pt, when there is one
         resume = str(output / "last.pt") if (output / "last.pt").is_file() else None
-    reuse = arguments.force or arguments.resume is not None
-    if first_process and output.exists() and any(output.iterdir()) and not reuse:
-        raise SqaError(
-            f"{output} is not empty; pass --resume to continue it or --force to start over"
-        )
     summary = train_predictor(config, resume=resume)
     if summary["rank"] != 0:
         return 0

@@ -7,8 +7,11 @@ into NaN plus a reason.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -30,6 +33,11 @@ MCD_GAIN_EPSILON = 1e-8
 MCD_WORLD_ORDER = 24
 MCD_WORLD_FRAME_PERIOD_MS = 5.0
 MCD_WORLD_SAMPLE_RATE = 16000
+# pystoi dithers its normalisation with machine-epsilon-sized ``np.random`` noise; drawing it from
+# a fixed seed makes ESTOI repeat exactly (values move by at most that noise: ~1e-13, more on
+# very quiet input).
+ESTOI_NOISE_SEED = 0
+_GLOBAL_NUMPY_RNG = threading.Lock()
 _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 _MOVES = ((-1, 0), (0, -1), (-1, -1))  # DTW predecessors: up, left, diagonal
 
@@ -62,7 +70,10 @@ def pesq_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int)
 
 
 def estoi_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int) -> float:
-    """Extended STOI via ``pystoi`` (it resamples to 10 kHz internally; deterministic).
+    """Extended STOI via ``pystoi`` (it resamples to 10 kHz internally).
+
+    Deterministic: pystoi's dithering noise comes from a fixed seed, and NumPy's global generator
+    is left as it was (see :func:`_seeded_global_numpy_rng`).
 
     Args:
         estimate: Enhanced signal (T,).
@@ -75,13 +86,29 @@ def estoi_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int
     from pystoi import stoi
 
     estimate, reference = align_pair(estimate, reference, sample_rate)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _seeded_global_numpy_rng(ESTOI_NOISE_SEED):
         warnings.simplefilter("error", RuntimeWarning)
         try:
             return float(stoi(reference, estimate, sample_rate, extended=True))
         except RuntimeWarning as warning:
             # pystoi warns and returns a tiny placeholder when fewer than 30 frames survive.
             raise SilentAudioError(f"ESTOI undefined: {warning}") from None
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy_rng(seed: int) -> Iterator[None]:
+    """Run a block with NumPy's global generator seeded, then put the caller's state back.
+
+    pystoi draws from the global generator and offers no way to pass one; the lock keeps two
+    threads of this process from interleaving their seeded blocks.
+    """
+    with _GLOBAL_NUMPY_RNG:
+        saved = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(saved)
 
 
 def _import_sptk() -> tuple[ModuleType, ModuleType]:

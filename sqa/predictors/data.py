@@ -41,7 +41,11 @@ def label_matrix(records: Sequence[AudioRecord], names: Sequence[str]) -> torch.
 
 
 class LabelledAudio(torch.utils.data.Dataset):
-    """Waveforms (resampled, optionally randomly cropped) with their label vectors."""
+    """Waveforms (resampled, optionally randomly cropped) with their label vectors.
+
+    A crop's position is drawn from ``(seed, epoch, index)`` alone (set ``epoch`` before each
+    pass), so it is the same whatever was read before: after a resume, in any worker process.
+    """
 
     def __init__(
         self,
@@ -55,7 +59,8 @@ class LabelledAudio(torch.utils.data.Dataset):
         self.labels = labels.to(torch.float32)
         self.sample_rate = sample_rate
         self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
-        self.generator = random.Random(seed)
+        self.seed = seed
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -67,7 +72,8 @@ class LabelledAudio(torch.utils.data.Dataset):
             warnings.warn(f"skipping training file: {error}", stacklevel=2)
             return None
         if self.max_samples is not None and len(samples) > self.max_samples:
-            start = self.generator.randrange(len(samples) - self.max_samples + 1)
+            generator = np.random.default_rng((self.seed, self.epoch, index))
+            start = int(generator.integers(len(samples) - self.max_samples + 1))
             samples = samples[start : start + self.max_samples]
         return samples, self.labels[index]
 
@@ -87,6 +93,8 @@ class DurationBatches(torch.utils.data.Sampler[list[int]]):
     """Duration-packed batches in a seeded random order per epoch, sharded across ranks.
 
     Every rank gets the same number of batches (extra batches are dropped), as DDP requires.
+    The order is a function of ``(seed, epoch)``; ``skip`` leaves out the first batches of an
+    epoch that a resumed run has already trained on (its length stays the whole epoch's).
     """
 
     def __init__(
@@ -105,6 +113,7 @@ class DurationBatches(torch.utils.data.Sampler[list[int]]):
             raise SqaError(f"{len(self.batches)} batches cannot be shared by {world} processes")
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0
+        self.skip = 0
 
     def __len__(self) -> int:
         return len(self.batches) // self.world
@@ -113,5 +122,5 @@ class DurationBatches(torch.utils.data.Sampler[list[int]]):
         order = list(range(len(self.batches)))
         random.Random(self.seed * 100003 + self.epoch).shuffle(order)
         usable = order[: len(self) * self.world]
-        for position in usable[self.rank :: self.world]:
+        for position in usable[self.rank :: self.world][self.skip :]:
             yield self.batches[position]

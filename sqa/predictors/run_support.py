@@ -1,14 +1,20 @@
-"""Run-level helpers of predictor training: the ``torchrun`` process group and the run's log.
+"""Run-level helpers of predictor training: the run's log, the usable records, licence notes.
 
 :class:`TrainingLog` writes ``log.jsonl`` (plus TensorBoard scalars when asked) on rank 0 only.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqa.data.records import AudioRecord
+from sqa.errors import DataFormatError
 from sqa.fileio import dumps_json
+from sqa.predictors.model import UniVersaConfig
 
 
 class TrainingLog:
@@ -52,3 +58,32 @@ class TrainingLog:
             for statistic, value in values.items():
                 self.writer.add_scalar(f"valid/{metric}/{statistic}", value, step)
         self.writer.flush()
+
+
+def front_end_licence(config: UniVersaConfig) -> str:
+    """Licence note of the pretrained front end stored in checkpoints and model cards."""
+    if config.front_end == "distillmos":
+        from sqa.predictors.distillmos_frontend import DISTILLMOS_LICENSE
+
+        return DISTILLMOS_LICENSE
+    if config.front_end == "ssl":
+        return f"see the licence of the SSL model in {config.ssl.path or 'its source folder'}"
+    return "no pretrained weights"
+
+
+def usable_training_records(records: list[AudioRecord], names: Sequence[str]) -> list[AudioRecord]:
+    """The records with a label for at least one of ``names`` (a warning counts the others).
+
+    Raises:
+        DataFormatError: No record has any of the labels.
+    """
+    labelled = [r for r in records if any(math.isfinite(r.metrics.get(n, math.nan)) for n in names)]
+    if len(labelled) < len(records):
+        warnings.warn(
+            f"{len(records) - len(labelled)} training files carry none of the model's metrics "
+            "and are ignored",
+            stacklevel=2,
+        )
+    if not labelled:
+        raise DataFormatError(f"no training file has a label for any of: {', '.join(names)}")
+    return labelled

@@ -10,7 +10,10 @@
 * A tqdm bar on stderr (rank 0) over the run's steps, with the last loss and the lr.
 * Validation every ``valid_every`` steps: utterance- and system-level MSE / LCC / SRCC / KTAU per
   metric (:func:`sqa.stats.track2_metrics`), appended to ``log.jsonl``; ``best.pt`` follows the
-  declared criterion; ``last.pt`` holds everything needed to resume.
+  declared criterion; ``last.pt`` holds everything needed to resume: weights, AdamW state, progress
+  (step, epoch, batch within the epoch, best value) and the Python/NumPy/torch generator states,
+  so that a resumed run repeats an uninterrupted one bit for bit (one process, CPU). The learning
+  rate is a function of the step; batch order and crops are functions of (seed, epoch, index).
 * ``torchrun``: with ``WORLD_SIZE > 1`` in the environment the model is wrapped in
   DistributedDataParallel (gloo on CPU, NCCL on CUDA), each rank takes every ``world``-th batch, and
   only rank 0 validates and writes files. No code change is needed between the two modes.
@@ -21,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sqa.data.records import AudioRecord
 from sqa.distributed import distributed_context
-from sqa.errors import DataFormatError, SqaError
+from sqa.errors import SqaError
 from sqa.predictors.data import (
     DurationBatches,
     LabelledAudio,
@@ -43,7 +43,7 @@ from sqa.predictors.data import (
 from sqa.predictors.inference import PredictionSettings, record_durations
 from sqa.predictors.losses import label_statistics, masked_standardised_mse
 from sqa.predictors.model import MODEL_KIND, UniVersa, UniVersaConfig
-from sqa.predictors.run_support import TrainingLog
+from sqa.predictors.run_support import TrainingLog, front_end_licence, usable_training_records
 from sqa.predictors.schedule import (
     bar_postfix,
     effective_warmup,
@@ -114,30 +114,6 @@ class TrainConfig:
     cache_frozen_features: bool = True
 
 
-def front_end_licence(config: UniVersaConfig) -> str:
-    """Licence note of the pretrained front end stored in checkpoints and model cards."""
-    if config.front_end == "distillmos":
-        from sqa.predictors.distillmos_frontend import DISTILLMOS_LICENSE
-
-        return DISTILLMOS_LICENSE
-    if config.front_end == "ssl":
-        return f"see the licence of the SSL model in {config.ssl.path or 'its source folder'}"
-    return "no pretrained weights"
-
-
-def _usable_training_records(records: list[AudioRecord], names: Sequence[str]) -> list[AudioRecord]:
-    labelled = [r for r in records if any(math.isfinite(r.metrics.get(n, math.nan)) for n in names)]
-    if len(labelled) < len(records):
-        warnings.warn(
-            f"{len(records) - len(labelled)} training files carry none of the model's metrics "
-            "and are ignored",
-            stacklevel=2,
-        )
-    if not labelled:
-        raise DataFormatError(f"no training file has a label for any of: {', '.join(names)}")
-    return labelled
-
-
 class PredictorTrainer:
     """Owns the model, optimiser, data and bookkeeping of one training run."""
 
@@ -177,11 +153,13 @@ class PredictorTrainer:
         self.log = TrainingLog(self.output, tensorboard=config.tensorboard, enabled=self.rank == 0)
         if resume:
             self._resume(resume)
+        elif self.rank == 0:
+            (self.output / "log.jsonl").unlink(missing_ok=True)  # a fresh start (--force)
 
     def _training_loader(self) -> torch.utils.data.DataLoader:
         """Training records, label statistics (into the model) and the duration-packed loader."""
         config, names = self.config, self.model.metric_names
-        records = _usable_training_records(load_sources(config.train), names)
+        records = usable_training_records(load_sources(config.train), names)
         usable, durations = record_durations(records, warn_skipped)
         self.train_records = [records[index] for index in usable]
         labels = label_matrix(self.train_records, names)
@@ -198,11 +176,14 @@ class PredictorTrainer:
             durations, config.batch_seconds, config.max_batch_size, config.max_seconds,
             config.seed, self.rank, self.world,
         )  # fmt: skip
+        self.dataset = dataset
+        # Its own generator: starting an epoch must not draw from torch's global one (dropout).
         return torch.utils.data.DataLoader(
             dataset,
             batch_sampler=self.sampler,
             collate_fn=collate_labelled,
             num_workers=config.num_workers,
+            generator=torch.Generator().manual_seed(config.seed),
         )
 
     def _wrap(self, model: UniVersa) -> torch.nn.Module:
@@ -215,6 +196,7 @@ class PredictorTrainer:
 
     def _resume(self, path: str) -> None:
         from sqa.checkpoint import load_checkpoint
+        from sqa.runs import restore_rng_state, truncate_log
 
         payload = load_checkpoint(path)
         if "training_state" not in payload:
@@ -223,7 +205,12 @@ class PredictorTrainer:
         saved = payload["training_state"]
         self.optimizer.load_state_dict(saved["optimizer"])
         self.state.update(saved["progress"])
-        torch.set_rng_state(saved["torch_rng"])
+        if "rng" in saved:
+            restore_rng_state(saved["rng"])
+        else:  # checkpoints written before the other generators were stored
+            torch.set_rng_state(saved["torch_rng"])
+        if self.rank == 0:  # steps after the checkpoint are trained (and logged) again
+            truncate_log(self.output / "log.jsonl", self.state["step"])
 
     def _save(self, name: str, results: dict[str, Any] | None, training: bool) -> Path:
         from sqa.checkpoint import save_checkpoint
@@ -244,10 +231,12 @@ class PredictorTrainer:
         }
         training_state = None
         if training:
+            from sqa.runs import rng_state
+
             training_state = {
                 "optimizer": self.optimizer.state_dict(),
                 "progress": dict(self.state),
-                "torch_rng": torch.get_rng_state(),
+                "rng": rng_state(),
             }
         return save_checkpoint(
             self.output / name,
@@ -292,6 +281,8 @@ class PredictorTrainer:
         return float(loss.detach())
 
     def _validate_and_save(self) -> None:
+        from sqa.runs import kill_point
+
         if self.rank == 0:
             settings = PredictionSettings(
                 batch_seconds=self.config.batch_seconds,
@@ -303,6 +294,7 @@ class PredictorTrainer:
                 results = validate(self.model, self.valid_records, settings, self.weights)
                 self.log.append({"step": self.state["step"], "validation": results})
                 self._update_best(results)
+            kill_point(self.state["step"])
             self._save("last.pt", results, training=True)
         if self.world > 1:
             torch.distributed.barrier()
@@ -336,6 +328,7 @@ class PredictorTrainer:
                     state["batch_in_epoch"] = 0
         finally:
             bar.close()
+            self.sampler.skip = 0
         if running or state["step"] == 0:
             self._log_training(running)
             self._validate_and_save()
@@ -350,11 +343,12 @@ class PredictorTrainer:
 
     def _train_epoch(self, running: list[float], bar: Any) -> list[float]:
         """The rest of the current epoch; returns the losses not yet logged."""
+        from sqa.runs import kill_point
+
         state = self.state
-        self.sampler.epoch = state["epoch"]
-        for index, batch in enumerate(self.loader):
-            if index < state["batch_in_epoch"]:
-                continue  # resumed mid-epoch: these batches were already used
+        self.sampler.epoch = self.dataset.epoch = state["epoch"]
+        self.sampler.skip = state["batch_in_epoch"]  # resumed mid-epoch: those batches are done
+        for index, batch in enumerate(self.loader, start=state["batch_in_epoch"]):
             running.append(self._step(batch))
             state["step"] += 1
             state["batch_in_epoch"] = index + 1
@@ -366,6 +360,8 @@ class PredictorTrainer:
                 self._log_training(running)
                 running = []
                 self._validate_and_save()
+            else:
+                kill_point(state["step"])
             if self._finished():
                 break
         return running
