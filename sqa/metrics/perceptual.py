@@ -45,6 +45,19 @@ _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 _MOVES = ((-1, 0), (0, -1), (-1, -1))  # DTW predecessors: up, left, diagonal
 
 
+def _check_pesq_duration(duration: float) -> None:
+    """Refuse pairs outside what the P.862 C code handles (it would crash or refuse)."""
+    if duration > PESQ_MAX_SECONDS:
+        raise TooLongAudioError(
+            f"PESQ is limited to {PESQ_MAX_SECONDS:g} s per file (the P.862 implementation "
+            f"crashes on long input); this pair is {duration:.1f} s: score shorter excerpts"
+        )
+    if duration < PESQ_MIN_SECONDS:
+        raise TooShortAudioError(
+            f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; this pair is {duration:.3f} s"
+        )
+
+
 def pesq_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int) -> float:
     """PESQ via the ``pesq`` package: wideband at 16 kHz, narrowband for 8 kHz input.
 
@@ -66,16 +79,7 @@ def pesq_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int)
     import pesq
 
     estimate, reference = align_pair(estimate, reference, sample_rate)
-    duration = estimate.size / float(sample_rate)
-    if duration > PESQ_MAX_SECONDS:
-        raise TooLongAudioError(
-            f"PESQ is limited to {PESQ_MAX_SECONDS:g} s per file (the P.862 implementation "
-            f"crashes on long input); this pair is {duration:.1f} s: score shorter excerpts"
-        )
-    if duration < PESQ_MIN_SECONDS:
-        raise TooShortAudioError(
-            f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; this pair is {duration:.3f} s"
-        )
+    _check_pesq_duration(estimate.size / float(sample_rate))
     if sample_rate == 8000:
         rate, mode = 8000, "nb"
     else:

@@ -93,15 +93,7 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
         _check_duration(estimate, rate, task.path)
     except SqaError as error:
         return failed_entry(task, scorer.metric_names, describe_error(error))
-    reference, reference_error = None, None
-    if task.reference is not None:
-        try:
-            reference, _ = load_audio(
-                task.reference, sample_rate=rate, min_duration=0.0, validate=False
-            )
-            _check_duration(reference, rate, task.reference)
-        except SqaError as error:
-            reference, reference_error = None, f"reference: {describe_error(error)}"
+    reference, reference_error = _load_reference(task.reference, rate)
     result = scorer.score(estimate, rate, reference)
     errors = dict(result.errors)
     if reference_error:
@@ -119,6 +111,20 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
         _REPORTED.update(fresh)
         entry["unavailable"] = fresh  # popped by run_tasks, never written
     return entry
+
+
+def _load_reference(path: str | None, rate: int) -> tuple[Any, str | None]:
+    """The reference at the estimate's rate, or ``None`` and why it cannot be used."""
+    from sqa.audio import load_audio
+
+    if path is None:
+        return None, None
+    try:
+        reference, _ = load_audio(path, sample_rate=rate, min_duration=0.0, validate=False)
+        _check_duration(reference, rate, path)
+    except SqaError as error:
+        return None, f"reference: {describe_error(error)}"
+    return reference, None
 
 
 def _check_duration(samples: Any, sample_rate: int, path: str) -> None:
@@ -186,20 +192,9 @@ def run_tasks(
 
     bar = tqdm(total=len(tasks), unit="file", file=sys.stderr, disable=not progress or not tasks)
     announced: set[str] = set()
-    try:
-        if jobs <= 1:
-            threads = _torch_threads() if MetricScorer(metric_names, options).uses_torch else None
-            _initialise_worker(metric_names, options)
-            try:
-                for task in tasks:
-                    yield _announce_unavailable(score_task(task), announced)
-                    bar.update()
-            finally:
-                if threads is not None:
-                    import torch
-
-                    torch.set_num_threads(threads)
-            return
+    if jobs <= 1:
+        entries = _in_process(tasks, metric_names, options)
+    else:
         entries = map_isolating_crashes(
             score_task,
             tasks,
@@ -207,11 +202,29 @@ def run_tasks(
             (_initialise_worker, (metric_names, options)),
             lambda task: failed_entry(task, metric_names, WORKER_CRASH_REASON),
         )
+    try:
         for entry in entries:
             yield _announce_unavailable(entry, announced)
             bar.update()
     finally:
+        entries.close()  # stops the workers at once when the caller stops early (Ctrl-C)
         bar.close()
+
+
+def _in_process(
+    tasks: Sequence[ScoreTask], metric_names: list[str], options: ScoringOptions
+) -> Iterator[dict[str, Any]]:
+    """Score tasks in this process, restoring torch's thread count afterwards."""
+    threads = _torch_threads() if MetricScorer(metric_names, options).uses_torch else None
+    _initialise_worker(metric_names, options)
+    try:
+        for task in tasks:
+            yield score_task(task)
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
 
 
 def journal_header(metric_names: list[str], options: ScoringOptions, shard: str) -> dict[str, Any]:
