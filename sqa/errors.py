@@ -35,6 +35,10 @@ class TooShortAudioError(AudioError):
     """The signal is shorter than the configured minimum duration."""
 
 
+class TooLongAudioError(AudioError):
+    """The signal is longer than a metric's documented maximum (valid audio, not that metric's)."""
+
+
 class DataFormatError(SqaError, ValueError):
     """A data file (scp, jsonl, csv, split.json, ...) is malformed or inconsistent."""
 

@@ -41,7 +41,11 @@ def onnx_session(path: str) -> object:
         import onnxruntime
     except ImportError as error:
         raise MissingDependencyError(f"this metric needs onnxruntime ({error})") from None
+    from sqa.metrics.speechmos_models import ONNX_LOG_SEVERITY, quiet_onnxruntime
+
+    quiet_onnxruntime()
     options = onnxruntime.SessionOptions()
+    options.log_severity_level = ONNX_LOG_SEVERITY  # failures arrive as exceptions instead
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])

@@ -17,9 +17,16 @@ from types import ModuleType
 import numpy as np
 
 from sqa.audio import resample
-from sqa.errors import AudioError, SilentAudioError, TooShortAudioError
+from sqa.errors import AudioError, SilentAudioError, TooLongAudioError, TooShortAudioError
 from sqa.metrics.signal import align_pair
 
+# The P.862 C code (``pesq`` package) keeps its utterances in fixed arrays of 50 and writes past
+# them on long input: a segmentation fault from about 97 s of synthetic speech (120 s in the issue
+# that reported it), depending on how many pauses the signal has. Its author's advice is to split
+# long audio, which would change what PESQ measures (one delay search over the whole call), so
+# longer pairs are refused with a reason instead; 60 s leaves a wide margin below the crash.
+PESQ_MAX_SECONDS = 60.0
+PESQ_MIN_SECONDS = 0.25  # the C code refuses shorter buffers
 # URGENT MCD: SPTK mel-cepstrum (order, all-pass constant) per native rate, 1024/256 frames.
 MCD_PARAMETERS: dict[int, tuple[int, float]] = {
     8000: (13, 0.31), 16000: (23, 0.42), 22050: (34, 0.45), 24000: (34, 0.46),
@@ -29,6 +36,10 @@ MCD_FFT = 1024
 MCD_HOP = 256
 MCD_DTW_RADIUS = 1
 MCD_GAIN_EPSILON = 1e-8
+# FastDTW's window is linear in the length for similar signals (about 10 cells per frame) but can
+# approach the full N x M matrix when the coarse path runs along an edge; beyond this many cells
+# (one byte each, and one Python step each) the pair is refused rather than run for hours.
+MCD_MAX_DTW_CELLS = 20_000_000
 # Previous definition (kept as ``mcd_world_score``): WORLD envelope at 16 kHz, order 24, DTW.
 MCD_WORLD_ORDER = 24
 MCD_WORLD_FRAME_PERIOD_MS = 5.0
@@ -42,6 +53,19 @@ _MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 _MOVES = ((-1, 0), (0, -1), (-1, -1))  # DTW predecessors: up, left, diagonal
 
 
+def _check_pesq_duration(duration: float) -> None:
+    """Refuse pairs outside what the P.862 C code handles (it would crash or refuse)."""
+    if duration > PESQ_MAX_SECONDS:
+        raise TooLongAudioError(
+            f"PESQ is limited to {PESQ_MAX_SECONDS:g} s per file (the P.862 implementation "
+            f"crashes on long input); this pair is {duration:.1f} s: score shorter excerpts"
+        )
+    if duration < PESQ_MIN_SECONDS:
+        raise TooShortAudioError(
+            f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; this pair is {duration:.3f} s"
+        )
+
+
 def pesq_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int) -> float:
     """PESQ via the ``pesq`` package: wideband at 16 kHz, narrowband for 8 kHz input.
 
@@ -53,10 +77,17 @@ def pesq_score(estimate: np.ndarray, reference: np.ndarray, *, sample_rate: int)
 
     Returns:
         MOS-LQO (about 4.64 for identical wideband signals).
+
+    Raises:
+        TooLongAudioError: For pairs longer than :data:`PESQ_MAX_SECONDS` (the C implementation
+            crashes on long input; the scorer reports NaN with this reason).
+        TooShortAudioError: For pairs shorter than 0.25 s.
+        SilentAudioError: When PESQ finds no utterances.
     """
     import pesq
 
     estimate, reference = align_pair(estimate, reference, sample_rate)
+    _check_pesq_duration(estimate.size / float(sample_rate))
     if sample_rate == 8000:
         rate, mode = 8000, "nb"
     else:
@@ -189,11 +220,11 @@ def _windowed_dtw(
     inf = float("inf")
     # Virtual row -1 holds only the start cell (-1, -1), reachable diagonally from (0, 0).
     previous_low, previous_high, previous = -1, 0, [0.0]
-    steps: list[list[int]] = []
+    steps: list[bytearray] = []
     for i in range(first.shape[0]):
         start, stop = int(low[i]), int(high[i])
         current: list[float] = []
-        row_steps: list[int] = []
+        row_steps = bytearray()  # one byte per cell: the window of a long file stays small
         for j, distance in enumerate(_euclidean_rows(second[start : stop + 1], first[i]), start):
             in_previous = j <= previous_high
             up = previous[j - previous_low] if in_previous and i > 0 else inf
@@ -208,7 +239,7 @@ def _windowed_dtw(
 
 
 def _backtrack(
-    steps: list[list[int]], low: np.ndarray, last_column: int
+    steps: list[bytearray], low: np.ndarray, last_column: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Follow the chosen predecessors from the last cell back to (0, 0)."""
     row, column = len(steps) - 1, last_column
@@ -240,6 +271,9 @@ def fast_dtw_path(
 
     Returns:
         Row (into ``first``) and column (into ``second``) indices of the path.
+
+    Raises:
+        TooLongAudioError: When the window exceeds :data:`MCD_MAX_DTW_CELLS` cells.
     """
     if radius < 1:
         raise ValueError("radius must be at least 1")
@@ -249,6 +283,12 @@ def fast_dtw_path(
     else:
         coarse_path = fast_dtw_path(_coarsen(first), _coarsen(second), radius)
         low, high = _expand_window(coarse_path, (rows, columns), radius)
+    cells = int(np.sum(high - low + 1))
+    if cells > MCD_MAX_DTW_CELLS:
+        raise TooLongAudioError(
+            f"the MCD alignment (FastDTW) of these signals would need {cells} cells, more than "
+            f"the limit of {MCD_MAX_DTW_CELLS}: the signals are too long or too dissimilar"
+        )
     return _windowed_dtw(first, second, low, high)
 
 

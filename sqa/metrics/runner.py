@@ -25,11 +25,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqa.errors import OutputError, SqaError
+from sqa.errors import OutputError, SqaError, TooShortAudioError
 from sqa.fileio import format_jsonl_line
-from sqa.metrics.scorer import MetricScorer, ScoringOptions
+from sqa.metrics.process_pool import map_isolating_crashes
+from sqa.metrics.scorer import MetricScorer, ScoringOptions, describe_error
 
 JOURNAL_VERSION = 1
+WORKER_CRASH_REASON = (
+    "the scoring process died on this file (killed by a signal, e.g. a crash in a metric's "
+    "native code or running out of memory); its metrics are NaN and the other files go on"
+)
 
 
 @dataclass(frozen=True)
@@ -92,24 +97,10 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
     entry: dict[str, Any] = {"system_id": task.system_id, "sample_id": task.sample_id}
     try:
         estimate, rate = load_audio(task.path, min_duration=0.0, validate=False)
+        _check_duration(estimate, rate, task.path)
     except SqaError as error:
-        nan = float("nan")
-        reason = f"{type(error).__name__}: {error}"
-        entry.update(
-            metrics=dict.fromkeys(scorer.metric_names, nan),
-            errors=dict.fromkeys(scorer.metric_names, reason),
-            seconds={},
-            cpu_seconds={},
-        )
-        return entry
-    reference, reference_error = None, None
-    if task.reference is not None:
-        try:
-            reference, _ = load_audio(
-                task.reference, sample_rate=rate, min_duration=0.0, validate=False
-            )
-        except SqaError as error:
-            reference_error = f"reference {type(error).__name__}: {error}"
+        return failed_entry(task, scorer.metric_names, describe_error(error))
+    reference, reference_error = _load_reference(task.reference, rate)
     result = scorer.score(estimate, rate, reference)
     errors = dict(result.errors)
     if reference_error:
@@ -127,6 +118,49 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
         _REPORTED.update(fresh)
         entry["unavailable"] = fresh  # popped by run_tasks, never written
     return entry
+
+
+def _load_reference(path: str | None, rate: int) -> tuple[Any, str | None]:
+    """The reference at the estimate's rate, or ``None`` and why it cannot be used."""
+    from sqa.audio import load_audio
+
+    if path is None:
+        return None, None
+    try:
+        reference, _ = load_audio(path, sample_rate=rate, min_duration=0.0, validate=False)
+        _check_duration(reference, rate, path)
+    except SqaError as error:
+        return None, f"reference: {describe_error(error)}"
+    return reference, None
+
+
+def _check_duration(samples: Any, sample_rate: int, path: str) -> None:
+    """Refuse audio shorter than the documented minimum before any metric sees it.
+
+    The metrics themselves only reject empty input, and several of them return numbers for a
+    20 ms file; the minimum of :mod:`sqa.audio` is the suite's promise, so it is enforced here.
+    Other defects (silence, NaN) are left to the metrics, which name them per metric.
+    """
+    from sqa.audio import DEFAULT_MIN_DURATION
+
+    duration = samples.shape[-1] / float(sample_rate)
+    if 0 < duration < DEFAULT_MIN_DURATION:
+        raise TooShortAudioError(
+            f"{path}: audio is {duration:.3f} s long, shorter than the minimum "
+            f"{DEFAULT_MIN_DURATION} s"
+        )
+
+
+def failed_entry(task: ScoreTask, metric_names: Sequence[str], reason: str) -> dict[str, Any]:
+    """A journal entry with every metric NaN for the same ``reason``."""
+    return {
+        "system_id": task.system_id,
+        "sample_id": task.sample_id,
+        "metrics": dict.fromkeys(metric_names, float("nan")),
+        "errors": dict.fromkeys(metric_names, reason),
+        "seconds": {},
+        "cpu_seconds": {},
+    }
 
 
 def _announce_unavailable(entry: dict[str, Any], announced: set[str]) -> dict[str, Any]:
@@ -165,28 +199,39 @@ def run_tasks(
 
     bar = tqdm(total=len(tasks), unit="file", file=sys.stderr, disable=not progress or not tasks)
     announced: set[str] = set()
+    if jobs <= 1:
+        entries = _in_process(tasks, metric_names, options)
+    else:
+        entries = map_isolating_crashes(
+            score_task,
+            tasks,
+            jobs,
+            (_initialise_worker, (metric_names, options)),
+            lambda task: failed_entry(task, metric_names, WORKER_CRASH_REASON),
+        )
     try:
-        if jobs <= 1:
-            threads = _torch_threads() if MetricScorer(metric_names, options).uses_torch else None
-            _initialise_worker(metric_names, options)
-            try:
-                for task in tasks:
-                    yield _announce_unavailable(score_task(task), announced)
-                    bar.update()
-            finally:
-                if threads is not None:
-                    import torch
-
-                    torch.set_num_threads(threads)
-            return
-        # "spawn" keeps workers independent of whatever the parent has imported (torch, threads).
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(jobs, _initialise_worker, (metric_names, options)) as pool:
-            for entry in pool.imap_unordered(score_task, tasks, chunksize=1):
-                yield _announce_unavailable(entry, announced)
-                bar.update()
+        for entry in entries:
+            yield _announce_unavailable(entry, announced)
+            bar.update()
     finally:
+        entries.close()  # stops the workers at once when the caller stops early (Ctrl-C)
         bar.close()
+
+
+def _in_process(
+    tasks: Sequence[ScoreTask], metric_names: list[str], options: ScoringOptions
+) -> Iterator[dict[str, Any]]:
+    """Score tasks in this process, restoring torch's thread count afterwards."""
+    threads = _torch_threads() if MetricScorer(metric_names, options).uses_torch else None
+    _initialise_worker(metric_names, options)
+    try:
+        for task in tasks:
+            yield score_task(task)
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
 
 
 def journal_header(metric_names: list[str], options: ScoringOptions, shard: str) -> dict[str, Any]:

@@ -300,9 +300,29 @@ class MetricScorer:
             self.unavailable[backend.name] = unavailable_reason(backend, error)
             return {}, self.unavailable[backend.name]
         except AudioError as error:
-            return {}, f"{type(error).__name__}: {error}"
+            return {}, describe_error(error)
         except Exception as error:  # a teacher failing on one file must not stop the job
-            return {}, f"{type(error).__name__}: {error}"
+            return {}, f"{backend.name} failed on this file: {describe_error(error)}"
+
+
+REASON_LIMIT = 300
+
+
+def describe_error(error: Exception) -> str:
+    """A one-line reason for a user: ours keep their type name, foreign ones only their message.
+
+    Our :class:`~sqa.errors.SqaError` subclasses are named after what is wrong with the file
+    (``TooShortAudioError: x.wav: audio is 0.020 s long...``). A foreign exception's class name
+    (``AxisError``, ``RuntimeException``) means nothing to a user, so only its first message line
+    is kept, cut to :data:`REASON_LIMIT` characters (onnxruntime messages can be very long).
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, SqaError):
+        return f"{type(error).__name__}: {lines[0] if lines else 'no details'}"
+    if not lines:
+        return "an internal error in the metric's implementation, without a message"
+    message = lines[0]
+    return message if len(message) <= REASON_LIMIT else message[: REASON_LIMIT - 3] + "..."
 
 
 def compute_metric(

@@ -24,6 +24,9 @@ from sqa.metrics.features import mel_spectrogram, power_to_db
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
 DNSMOS_MODES = ("full", "fast")
+# onnxruntime's log levels: 0 verbose ... 3 error, 4 fatal. Run failures raise Python exceptions
+# that the scorer reports per file, so only fatal messages may still be printed.
+ONNX_LOG_SEVERITY = 4
 # Polynomials mapping raw P.835 outputs to MOS (non-personalised DNSMOS), highest power first.
 _P835_CALIBRATION = {
     "sig": (-0.08397278, 1.22083953, 0.0052439),
@@ -42,10 +45,21 @@ def _package_folder() -> Path:
     return Path(speechmos.__file__).parent
 
 
+def quiet_onnxruntime() -> None:
+    """Stop onnxruntime's process-wide logger from printing (before any session is made)."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(ONNX_LOG_SEVERITY)
+
+
 def _session(path: Path, threads: int) -> object:
     import onnxruntime
 
+    quiet_onnxruntime()
     options = onnxruntime.SessionOptions()
+    # Errors still reach us as exceptions (turned into per-file reasons); without this the C++
+    # logger also prints raw "[E:onnxruntime:...]" lines on stderr.
+    options.log_severity_level = ONNX_LOG_SEVERITY
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -4,6 +4,14 @@ Files are grouped into batches by duration (:func:`pack_by_duration`), so little
 padding; each batch is zero-padded and passed with its lengths, and the model masks the padding.
 Files that cannot be read (or fail validation) are reported through a callback and skipped; they
 never stop the run and never produce a row.
+
+Long files: the trunk's self-attention costs memory quadratic in the number of frames (a 10-minute
+file asked for 57.6 GB), and the predictor was trained on clips of a few seconds. A file longer than
+:data:`WINDOW_SECONDS` is therefore cut into ``ceil(duration / WINDOW_SECONDS)`` consecutive windows
+of equal length (each at most :data:`WINDOW_SECONDS`, so no short leftover), the windows are
+predicted in batches within the ``batch_seconds`` budget, and the file's score per metric is the
+mean of its windows' scores weighted by their lengths. Files up to :data:`WINDOW_SECONDS` are
+predicted whole, exactly as before.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from sqa.data.records import AudioRecord
 from sqa.errors import AudioError, SqaError
 
 ErrorCallback = Callable[[AudioRecord, str], None]
+WINDOW_SECONDS = 20.0
 
 
 def pack_by_duration(
@@ -130,6 +139,93 @@ def _load_batch(
     return kept, waveforms
 
 
+def split_windows(waveform: np.ndarray, window: int) -> list[np.ndarray]:
+    """Cut a signal into ``ceil(T / window)`` consecutive pieces of (nearly) equal length.
+
+    Example:
+        >>> [piece.size for piece in split_windows(np.zeros(25), 10)]
+        [9, 8, 8]
+    """
+    count = max(1, math.ceil(waveform.size / window))
+    return list(np.array_split(waveform, count))
+
+
+def _forward(
+    model: nn.Module, waveforms: Sequence[np.ndarray], names: Sequence[str], device: str
+) -> dict[str, np.ndarray]:
+    """Scores ``{metric: (B,)}`` of a list of waveforms, batched with padding."""
+    waveform, lengths = collate_waveforms(waveforms)
+    output = model(waveform.to(device), lengths.to(device))
+    return {name: output.scores[name].detach().float().cpu().numpy() for name in names}
+
+
+@torch.no_grad()
+def predict_long(
+    model: nn.Module, waveform: np.ndarray, names: Sequence[str], settings: PredictionSettings
+) -> dict[str, float]:
+    """Length-weighted mean of the window scores of a file longer than :data:`WINDOW_SECONDS`."""
+    pieces = split_windows(waveform, int(WINDOW_SECONDS * model.sample_rate))
+    per_batch = max(1, int(settings.batch_seconds // WINDOW_SECONDS))
+    if settings.max_batch_size is not None:
+        per_batch = min(per_batch, settings.max_batch_size)
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for first in range(0, len(pieces), per_batch):
+        scores = _forward(model, pieces[first : first + per_batch], names, settings.device)
+        for name in names:
+            values[name].append(scores[name])
+    weights = np.array([piece.size for piece in pieces], dtype=np.float64)
+    return {
+        name: float(np.average(np.concatenate(values[name]).astype(np.float64), weights=weights))
+        for name in names
+    }
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (torch reports CPU ones as RuntimeError)."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in message or "out of memory" in message
+    )
+
+
+def _predict_loaded(
+    model: nn.Module,
+    records: Sequence[AudioRecord],
+    waveforms: Sequence[np.ndarray],
+    names: Sequence[str],
+    settings: PredictionSettings,
+    on_error: ErrorCallback,
+) -> Iterable[tuple[AudioRecord, dict[str, float]]]:
+    """Predict loaded files: short ones in one padded batch, long ones window by window.
+
+    An allocation failure skips the files concerned (reported through ``on_error``) instead of
+    ending the run.
+    """
+    limit = WINDOW_SECONDS * model.sample_rate
+    short = [row for row, waveform in enumerate(waveforms) if waveform.size <= limit]
+    groups = [short] if short else []
+    groups += [[row] for row, waveform in enumerate(waveforms) if waveform.size > limit]
+    for rows in groups:
+        try:
+            if waveforms[rows[0]].size > limit:
+                found = [predict_long(model, waveforms[rows[0]], names, settings)]
+            else:
+                values = _forward(model, [waveforms[row] for row in rows], names, settings.device)
+                found = [
+                    {name: float(values[name][index]) for name in names}
+                    for index in range(len(rows))
+                ]
+        except (MemoryError, RuntimeError) as error:
+            if not _out_of_memory(error):
+                raise
+            for row in rows:
+                on_error(records[row], "out of memory while predicting: lower --batch-seconds")
+            continue
+        yield from zip((records[row] for row in rows), found, strict=True)
+
+
 @torch.no_grad()
 def predict_batches(
     model: nn.Module,
@@ -161,13 +257,8 @@ def predict_batches(
     for batch in pack_by_duration(durations, settings.batch_seconds, settings.max_batch_size):
         batch_records = [records[usable[index]] for index in batch]
         kept, waveforms = _load_batch(batch_records, model.sample_rate, on_error)
-        if waveforms:
-            waveform, lengths = collate_waveforms(waveforms)
-            output = model(waveform.to(settings.device), lengths.to(settings.device))
-            values = {name: output.scores[name].float().cpu().numpy() for name in names}
-            for row, position in enumerate(kept):
-                scores = {name: float(values[name][row]) for name in names}
-                yield batch_records[position], scores
+        loaded = [batch_records[position] for position in kept]
+        yield from _predict_loaded(model, loaded, waveforms, names, settings, on_error)
         if progress is not None:
             progress(len(batch))
 
