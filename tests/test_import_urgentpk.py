@@ -34,9 +34,15 @@ import torch.nn.functional as F
 
 from sqa.checkpoint import load_checkpoint, load_model
 from sqa.checkpoint.safe_unpickle import read_untrusted
-from sqa.commands.import_checkpoint import main as import_main
+from sqa.cli import run_command
+from sqa.commands.import_checkpoint import main as _import_entry
 from sqa.errors import CheckpointError
 from sqa.mel import htk_mel_filterbank
+
+
+def import_main(argv: list[str]) -> int:
+    """``sqa import ARGV`` as the console runs it (errors -> one line, exit code 2)."""
+    return run_command("import", _import_entry, argv)
 
 
 class Config:
@@ -196,10 +202,10 @@ def test_a_checkpoint_with_a_malicious_reduce_runs_nothing(tmp_path: Path, proto
     state = official_state(channels=4, counts=(2, 2, 2, 2))
     payload = {"state_dict": state, "hyper_parameters": {"cfg": Malicious(marker)}}
     source = tmp_path / "evil.ckpt"
-    torch.save(payload, source, pickle_protocol=protocol)
+    torch.save(payload, source)
     assert import_main(["urgent-pk", str(source), "--output", str(tmp_path / "o.pt")]) == 2
     plain = tmp_path / "evil.pkl"
-    plain.write_bytes(pickle.dumps(payload, protocol=protocol))
+    plain.write_bytes(pickle.dumps({"cfg": Malicious(marker), "n": [1, 2.0]}, protocol=protocol))
     with pytest.raises(CheckpointError, match="refusing to call posix.system"):
         read_untrusted(plain)
     assert not marker.exists()
