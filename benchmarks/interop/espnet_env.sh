@@ -32,11 +32,16 @@ if ! "$ESPNET_ENV/bin/python" -c "import espnet2.enh.separator.bsrnn_separator" 
         humanfriendly
 fi
 
+IMPORT='import sys
+from sqa.cli import run_command
+from sqa.commands.import_checkpoint import main
+sys.exit(run_command("import", main, sys.argv[1:]))'
 mkdir -p "$WORK"
 "$ESPNET_ENV/bin/python" "$HERE/espnet_bsrnn_reference.py" --output "$WORK/full"
 "$ESPNET_ENV/bin/python" "$HERE/espnet_bsrnn_reference.py" --output "$WORK/tiny" --tiny
 for size in full tiny; do
-    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$SQA_PYTHON" -m sqa import espnet-bsrnn \
+    # `sqa import` through its entry function, so an install made before the subcommand existed works
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$SQA_PYTHON" -c "$IMPORT" espnet-bsrnn \
         "$WORK/$size/model.pth" "$WORK/$size/config.yaml" --output "$WORK/$size/imported.pt" --force
     PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$SQA_PYTHON" "$HERE/espnet_bsrnn_compare.py" \
         "$WORK/$size"
