@@ -52,7 +52,9 @@ def _hyper_parameters(payload: dict[str, Any]) -> dict[str, Any]:
     return settings if isinstance(settings, dict) else {}
 
 
-def _official_config(state: dict[str, torch.Tensor], settings: dict[str, Any]) -> PairwiseRankerConfig:
+def _official_config(
+    state: dict[str, torch.Tensor], settings: dict[str, Any]
+) -> PairwiseRankerConfig:
     encoder = settings.get("encoder", "mel")
     if encoder != "mel":
         raise CheckpointError(

@@ -222,7 +222,6 @@ def count_parameters(model: nn.Module) -> int:
 
 def _register() -> None:
     from sqa.checkpoint import register_model
-
     from sqa.checkpoint.importing import register_importer
 
     register_model("bsrnn", BSRNNConfig, BSRNN)

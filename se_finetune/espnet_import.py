@@ -1,4 +1,4 @@
-"""``sqa import espnet-bsrnn``: ESPnet's enhancement BSRNN (``model.pth`` + ``config.yaml``) -> ours.
+"""``sqa import espnet-bsrnn``: ESPnet's enh BSRNN (``model.pth`` + ``config.yaml``) -> ours.
 
 ESPnet facts reproduced (espnet2/enh/encoder/stft_encoder.py, espnet2/layers/stft.py,
 espnet2/enh/layers/bsrnn.py, espnet2/bin/enh_inference.py):

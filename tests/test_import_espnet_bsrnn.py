@@ -49,15 +49,21 @@ def test_espnet_layout_maps_every_tensor_and_matches_espnet(tmp_path: Path) -> N
 def test_unsupported_espnet_settings_are_refused(tmp_path: Path) -> None:
     sources = _sources(tmp_path)
     config = tmp_path / "config.yaml"
-    config.write_text((FIXTURE / "config.yaml").read_text().replace("norm_type: GN", "norm_type: cLN"))
-    code = run_command("import", import_entry, ["espnet-bsrnn", sources[0], str(config), "--output", str(tmp_path / "o.pt")])
+    config.write_text(
+        (FIXTURE / "config.yaml").read_text().replace("norm_type: GN", "norm_type: cLN")
+    )
+    code = run_command(
+        "import",
+        import_entry,
+        ["espnet-bsrnn", sources[0], str(config), "--output", str(tmp_path / "o.pt")],
+    )
     assert code == 2 and not (tmp_path / "o.pt").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (ESPNET_ENV / "bin" / "python").exists(),
-    reason=f"no ESPnet side environment at {ESPNET_ENV} (build it: bash benchmarks/interop/espnet_env.sh)",
+    reason=f"no ESPnet side environment at {ESPNET_ENV} (bash benchmarks/interop/espnet_env.sh)",
 )
 def test_espnet_side_environment_parity(tmp_path: Path) -> None:
     result = subprocess.run(

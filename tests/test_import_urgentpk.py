@@ -3,8 +3,9 @@
 Upstream facts used (urgent-challenge/URGENT-PK, commit a51d036 for urgentpk/urgentpk_model.py,
 eb44ff6 for urgentpk/resnet.py):
 * urgentpk_model.py L86-88, AbModel.__init__: encoder = Sequential(MelSpectrogram(sample_rate=16000,
-  n_fft=320, win_length=160, n_mels=120), AmplitudeToDB()) -> buffers ``encoder.0.spectrogram.window``
-  and ``encoder.0.mel_scale.fb``; hop = torchaudio's default win_length // 2 = 80.
+  n_fft=320, win_length=160, n_mels=120), AmplitudeToDB()) -> buffers
+  ``encoder.0.spectrogram.window`` and ``encoder.0.mel_scale.fb``; hop = torchaudio's default
+  win_length // 2 = 80.
 * urgentpk_model.py, AbTestModel.__init__: ``self.nn = torch.nn.Linear(100, 100)`` (unused) and
   ``self.model = AbModel(cfg)``; save_hyperparameters() stores ``cfg`` (a Config object).
 * urgentpk_backbone.py, class resnet34: ``self.resnet = ResNet34(input_channels=2, m_channels=32,
@@ -117,7 +118,9 @@ def lightning_file(path: Path, state: OrderedDict) -> Path:
     return path
 
 
-def reference_forward(state: OrderedDict, wave_a: torch.Tensor, wave_b: torch.Tensor) -> torch.Tensor:
+def reference_forward(
+    state: OrderedDict, wave_a: torch.Tensor, wave_b: torch.Tensor
+) -> torch.Tensor:
     """The official computation assembled by hand from the same tensors (B, 3)."""
     audio = torch.stack([wave_a, wave_b], dim=1).reshape(-1, wave_a.shape[-1])
     spectrum = torch.stft(audio, 320, 80, 160, torch.hann_window(160), return_complex=True)
@@ -136,10 +139,18 @@ def reference_forward(state: OrderedDict, wave_a: torch.Tensor, wave_b: torch.Te
         block = 0
         while f"{base}.layer{stage}.{block}.conv1.weight" in state:
             name, step = f"{base}.layer{stage}.{block}", stride if block == 0 else 1
-            out = F.relu(bn(F.conv2d(x, state[f"{name}.conv1.weight"], stride=step, padding=1), f"{name}.bn1"))
+            out = F.relu(
+                bn(
+                    F.conv2d(x, state[f"{name}.conv1.weight"], stride=step, padding=1),
+                    f"{name}.bn1",
+                )
+            )
             out = bn(F.conv2d(out, state[f"{name}.conv2.weight"], padding=1), f"{name}.bn2")
             if f"{name}.shortcut.0.weight" in state:
-                x = bn(F.conv2d(x, state[f"{name}.shortcut.0.weight"], stride=step), f"{name}.shortcut.1")
+                x = bn(
+                    F.conv2d(x, state[f"{name}.shortcut.0.weight"], stride=step),
+                    f"{name}.shortcut.1",
+                )
             x, block = F.relu(out + x), block + 1
     pooled = torch.cat([x.mean(-1).flatten(1), torch.sqrt(x.var(-1) + 1e-10).flatten(1)], dim=1)
     return F.linear(pooled, state[f"{base}.embedding.weight"], state[f"{base}.embedding.bias"])
@@ -149,12 +160,13 @@ def test_official_urgentpk_checkpoint_imports_with_identical_outputs(tmp_path: P
     state = official_state()
     source = lightning_file(tmp_path / "epoch=3.ckpt", state)
     output = tmp_path / "ranker.pt"
-    assert import_main([ "urgent-pk", str(source), "--output", str(output)]) == 0
+    assert import_main(["urgent-pk", str(source), "--output", str(output)]) == 0
     payload = load_checkpoint(output)
     report = payload["metadata"]["import"]
-    assert payload["metadata"]["sources"][0]["sha256"] == __import__("hashlib").sha256(
-        source.read_bytes()
-    ).hexdigest()
+    assert (
+        payload["metadata"]["sources"][0]["sha256"]
+        == __import__("hashlib").sha256(source.read_bytes()).hexdigest()
+    )
     assert not report["unmapped"] and not report["missing"]
     assert set(report["ignored"]) == {
         "nn.weight", "nn.bias", "model.encoder.0.spectrogram.window", "model.encoder.0.mel_scale.fb"
@@ -166,7 +178,9 @@ def test_official_urgentpk_checkpoint_imports_with_identical_outputs(tmp_path: P
         ours = model(wave_a, wave_b)
         expected = reference_forward(state, wave_a, wave_b)
     torch.testing.assert_close(ours.logit, expected[:, 0], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(torch.stack([ours.mos_a, ours.mos_b], 1), expected[:, 1:], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        torch.stack([ours.mos_a, ours.mos_b], 1), expected[:, 1:], atol=1e-4, rtol=1e-4
+    )
 
 
 def test_missing_and_misshaped_tensors_are_reported(tmp_path: Path) -> None:

@@ -41,7 +41,9 @@ class EnhancementLayout(torch.nn.Module):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--tiny", action="store_true", help="2 channels, 1 layer, 50 ms at 16 kHz (fixture size)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="2 channels, 1 layer, 50 ms at 16 kHz (fixture size)"
+    )
     arguments = parser.parse_args()
     torch.manual_seed(15 if arguments.tiny else 16)
     separator_conf = {

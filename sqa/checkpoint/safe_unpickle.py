@@ -112,7 +112,7 @@ def _rebuild_tensor(
     try:
         return storage.as_strided(tuple(size), tuple(stride), int(offset)).clone()
     except (RuntimeError, TypeError, ValueError) as error:
-        raise CheckpointError(f"a tensor in the checkpoint does not fit its storage: {error}")
+        raise CheckpointError(f"a tensor does not fit its storage: {error}") from None
 
 
 def _rebuild_parameter(data: torch.Tensor, *_: Any) -> torch.Tensor:
