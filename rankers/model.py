@@ -15,8 +15,15 @@ import torch
 from torch import nn
 
 from rankers.encoders import MelEncoder, SslEncoder
-from rankers.resnet import ResNetTrunk, downsampled_length, downsampled_size, masked_mean_std
+from rankers.resnet import (
+    ResNetTrunk,
+    downsampled_length,
+    downsampled_size,
+    masked_mean_std,
+    unmasked_mean_std,
+)
 from sqa.checkpoint import register_model
+from sqa.checkpoint.importing import register_importer
 from sqa.errors import SqaError
 
 MODEL_KIND = "urgent_pk"
@@ -52,6 +59,10 @@ class PairwiseRankerConfig:
         block_counts: Basic blocks per stage (ResNet34: 3, 4, 6, 3).
         strides: Stride of the first block of each stage.
         dropout: Dropout inside every block.
+        pooling: ``"masked"``: mean and standard deviation over the valid frames (biased
+            variance floored at 1e-5), interleaved per feature; ``"urgentpk"``: the official
+            URGENT-PK statistics (:func:`rankers.resnet.unmasked_mean_std`), which imported
+            official checkpoints use.
     """
 
     encoder: str = "mel"
@@ -70,8 +81,10 @@ class PairwiseRankerConfig:
     block_counts: tuple[int, ...] = (3, 4, 6, 3)
     strides: tuple[int, ...] = (1, 2, 2, 2)
     dropout: float = 0.3
+    pooling: str = "masked"
 
 
+POOLING_KINDS = ("masked", "urgentpk")
 PAPER_CONFIG = PairwiseRankerConfig()
 
 
@@ -117,6 +130,8 @@ class PairwiseRanker(nn.Module):
 
     def __init__(self, config: PairwiseRankerConfig) -> None:
         super().__init__()
+        if config.pooling not in POOLING_KINDS:
+            raise SqaError(f"unknown ranker pooling {config.pooling!r}: use one of {POOLING_KINDS}")
         self.config = config
         self.sample_rate = config.sample_rate
         self.encoder = build_encoder(config)
@@ -155,8 +170,11 @@ class PairwiseRanker(nn.Module):
         """
         fused = torch.stack([features_a, features_b], dim=1)
         hidden = self.trunk(fused)
-        valid = downsampled_length(frames, self.config.strides)
-        pooled = masked_mean_std(hidden, valid).flatten(start_dim=1)
+        if self.config.pooling == "urgentpk":
+            pooled = unmasked_mean_std(hidden)
+        else:
+            valid = downsampled_length(frames, self.config.strides)
+            pooled = masked_mean_std(hidden, valid).flatten(start_dim=1)
         output = self.head(pooled)
         return RankerOutput(output[:, 0], output[:, 1], output[:, 2])
 
@@ -195,3 +213,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 register_model(MODEL_KIND, PairwiseRankerConfig, PairwiseRanker)
+register_importer(
+    "urgent-pk",
+    "rankers.official_import:import_urgent_pk",
+    "URGENT-PK Lightning checkpoint (mel encoder, ResNet34/18 comparing module)",
+)

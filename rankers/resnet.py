@@ -84,6 +84,23 @@ def masked_mean_std(
     return torch.cat([mean, standard_deviation], dim=-1)
 
 
+def unmasked_mean_std(features: torch.Tensor, epsilon: float = 1e-10) -> torch.Tensor:
+    """Statistics pooling of the official URGENT-PK ResNet: mean and standard deviation over every
+    frame of the tensor (padded frames included), the variance unbiased plus ``epsilon`` inside
+    the square root, flattened as all means followed by all standard deviations.
+
+    Args:
+        features: ``(B, C, F, T)`` feature maps.
+        epsilon: Added to the variance before the square root.
+
+    Returns:
+        ``(B, 2 * C * F)``.
+    """
+    mean = features.mean(dim=-1).flatten(start_dim=1)
+    deviation = torch.sqrt(features.var(dim=-1) + epsilon).flatten(start_dim=1)
+    return torch.cat([mean, deviation], dim=1)
+
+
 class ResNetTrunk(nn.Module):
     """3x3 stem (no max-pool) + four stages of :class:`BasicBlock`.
 

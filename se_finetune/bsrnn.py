@@ -39,7 +39,10 @@ class BSRNNConfig:
         hop_ms: STFT hop in ms.
         band_widths: Band plan in bins of ``1000 / window_ms`` Hz, from low to high frequency.
         mask_hidden_factor: Hidden width of the mask decoder as a multiple of ``num_channels``.
-        normalise_input: Divide the input by its RMS before processing and undo it after.
+        normalise_input: Divide the input by its level before processing and undo it after.
+        input_normalisation: The level used by ``normalise_input``: ``"rms"`` (root mean square)
+            or ``"std"`` (``torch.std``: mean removed, unbiased; ESPnet's ``normalize_variance``).
+        causal: Unidirectional LSTM over time (ESPnet's ``causal=True``); default non-causal.
     """
 
     sample_rate: int = 48000
@@ -50,6 +53,8 @@ class BSRNNConfig:
     band_widths: tuple[int, ...] = BAND_WIDTHS_48K
     mask_hidden_factor: int = 4
     normalise_input: bool = True
+    input_normalisation: str = "rms"
+    causal: bool = False
 
 
 def compact_config(sample_rate: int = 16000) -> BSRNNConfig:
@@ -86,11 +91,11 @@ def band_plan(band_widths: tuple[int, ...], num_bins: int) -> list[tuple[int, in
 class _DualPathBlock(nn.Module):
     """One residual BLSTM over time followed by one residual BLSTM over bands."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, causal: bool = False) -> None:
         super().__init__()
         self.time_norm = nn.GroupNorm(1, channels)
-        self.time_lstm = nn.LSTM(channels, 2 * channels, batch_first=True, bidirectional=True)
-        self.time_projection = nn.Linear(4 * channels, channels)
+        self.time_lstm = nn.LSTM(channels, 2 * channels, batch_first=True, bidirectional=not causal)
+        self.time_projection = nn.Linear((2 if causal else 4) * channels, channels)
         self.band_norm = nn.GroupNorm(1, channels)
         self.band_lstm = nn.LSTM(channels, 2 * channels, batch_first=True, bidirectional=True)
         self.band_projection = nn.Linear(4 * channels, channels)
@@ -137,7 +142,11 @@ class BSRNN(nn.Module):
         self.band_projections = nn.ModuleList(
             nn.Conv1d(2 * w, channels, 1) for w in self.band_widths
         )
-        self.blocks = nn.ModuleList(_DualPathBlock(channels) for _ in range(config.num_layers))
+        if config.input_normalisation not in ("rms", "std"):
+            raise SqaError(f"unknown input_normalisation {config.input_normalisation!r}: rms|std")
+        self.blocks = nn.ModuleList(
+            _DualPathBlock(channels, config.causal) for _ in range(config.num_layers)
+        )
         self.mask_heads = nn.ModuleList(_band_head(channels, hidden, w) for w in self.band_widths)
         self.residual_heads = nn.ModuleList(
             _band_head(channels, hidden, w) for w in self.band_widths
@@ -188,7 +197,9 @@ class BSRNN(nn.Module):
             raise SqaError(f"BSRNN expects (batch, samples), got shape {tuple(waveform.shape)}")
         n_fft, hop = stft_sizes(rate, self.config.window_ms, self.config.hop_ms)
         scale = torch.ones_like(waveform[:, :1])
-        if self.config.normalise_input:
+        if self.config.normalise_input and self.config.input_normalisation == "std":
+            scale = torch.std(waveform, dim=1, keepdim=True).clamp_min(RMS_FLOOR)
+        elif self.config.normalise_input:
             scale = waveform.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(RMS_FLOOR)
         window = torch.hann_window(n_fft, device=waveform.device, dtype=waveform.dtype)
         spectrum = torch.stft(
@@ -211,8 +222,14 @@ def count_parameters(model: nn.Module) -> int:
 
 def _register() -> None:
     from sqa.checkpoint import register_model
+    from sqa.checkpoint.importing import register_importer
 
     register_model("bsrnn", BSRNNConfig, BSRNN)
+    register_importer(
+        "espnet-bsrnn",
+        "se_finetune.espnet_import:import_espnet_bsrnn",
+        "ESPnet enh BSRNN model.pth + config.yaml (STFT encoder/decoder)",
+    )
 
 
 _register()

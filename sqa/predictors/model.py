@@ -398,8 +398,14 @@ def config_summary(config: UniVersaConfig) -> dict[str, Any]:
 
 def _register() -> None:
     from sqa.checkpoint import register_model
+    from sqa.checkpoint.importing import register_importer
 
     register_model(MODEL_KIND, UniVersaConfig, UniVersa)
+    register_importer(
+        "universa-ext",
+        "sqa.predictors.official_import:import_universa_ext",
+        "URGENT 2026 Track-2 Uni-VERSA-Ext model.pt + config.yaml + local SSL folder",
+    )
 
 
 _register()
