@@ -39,6 +39,7 @@ class ScoreTask:
     path: str
     reference: str | None
     utterance_id: str | None = None
+    text: str | None = None  # transcript for wacc/wer (None: transcribe the reference instead)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -104,7 +105,7 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
             )
         except SqaError as error:
             reference_error = f"reference {type(error).__name__}: {error}"
-    result = scorer.score(estimate, rate, reference)
+    result = scorer.score(estimate, rate, reference, task.text)
     errors = dict(result.errors)
     if reference_error:
         errors = {
