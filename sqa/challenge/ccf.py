@@ -174,10 +174,15 @@ def ccf_table(
             score=metric_points + (0.0 if math.isnan(size_points) else size_points),
         )
         rows.append(row)
-    final = rank_values([row["score"] for row in rows], higher_is_better=True, ties="competition")
-    for row, rank in zip(rows, final, strict=True):
-        row["rank"] = int(rank)
-    rows.sort(key=lambda row: (row["rank"], row["system_id"]))
-    rows = [{"rank": row.pop("rank"), **row} for row in rows]
+    rows = _ordered(rows)
     order = [row["system_id"] for row in rows]
     return ChallengeTable(rows, order, list(used), {"objective": list(used)}, notes)
+
+
+def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows best first with a leading ``rank`` (equal scores share a place, listed by name)."""
+    from sqa.stats import rank_values
+
+    final = rank_values([row["score"] for row in rows], higher_is_better=True, ties="competition")
+    ranked = [{"rank": int(rank), **row} for row, rank in zip(rows, final, strict=True)]
+    return sorted(ranked, key=lambda row: (row["rank"], row["system_id"]))
