@@ -35,7 +35,9 @@ from sqa.fileio import (
     write_rows,
 )
 
-KEY_COLUMNS = ("sample_id", "system_id", "utterance_id", "path", "audio_path", "duration")
+KEY_COLUMNS = (
+    "sample_id", "system_id", "utterance_id", "path", "audio_path", "duration", "wacc_source",
+)  # fmt: skip
 OUTPUT_SUFFIXES = (".json", *TABLE_SUFFIXES)
 
 

@@ -3,7 +3,10 @@
 Inputs: ``--systems DIR...`` (folders of audio, one per system, or one root holding them),
 ``--scp wav.scp`` or ``--data FILE`` (any format of :func:`sqa.data.load_records`). References:
 ``--ref-dir DIR`` (``DIR/<utterance>.<ext>``) or ``--ref-scp ref.scp`` (keyed by utterance or
-sample id). Output by suffix: ``.jsonl`` (Track-2 rows), ``.csv``, or anything else = a Kaldi dir
+sample id). Transcripts for ``wacc``/``wer``: ``--text`` (a Kaldi ``text`` file or a CSV/JSONL with
+a ``text`` field, same keys); files without one are compared with the transcript of their
+reference audio, and the ``wacc_source`` column says which (``text``/``reference_audio``).
+Output by suffix: ``.jsonl`` (Track-2 rows), ``.csv``, or anything else = a Kaldi dir
 with one ``<metric>.scp`` per metric. Failures become NaN and go to ``<output>.errors.jsonl``.
 Progress is journaled in ``<output>.partial`` so ``--resume`` continues an interrupted job.
 """
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     reference = parser.add_mutually_exclusive_group()
     reference.add_argument("--ref-dir", metavar="DIR", help="clean references DIR/<utt>.<ext>")
     reference.add_argument("--ref-scp", metavar="SCP", help="clean references '<utt> <path>'")
+    parser.add_argument(
+        "--text",
+        metavar="LISTING",
+        help="transcripts for wacc/wer: Kaldi text '<utt> <words>', or CSV/JSONL with 'text'",
+    )
     parser.add_argument("--metrics", default="all-offline", help="comma list or group name")
     parser.add_argument(
         "--list-metrics", nargs=0, action=_ListMetrics, help="list known metrics and exit"
@@ -128,6 +136,11 @@ def _reference_lookup(arguments: argparse.Namespace) -> dict[str, str] | None:
 def build_tasks(arguments: argparse.Namespace) -> list[ScoreTask]:
     """Tasks for every input record, with their reference paths resolved."""
     references = _reference_lookup(arguments)
+    transcripts = None
+    if arguments.text:
+        from sqa.data.transcripts import read_transcripts
+
+        transcripts = read_transcripts(arguments.text)
     tasks = []
     for record in _records(arguments):
         reference = None
@@ -135,9 +148,19 @@ def build_tasks(arguments: argparse.Namespace) -> list[ScoreTask]:
             reference = references.get(record.utterance_id or "") or references.get(
                 record.sample_id
             )
+        text = None
+        if transcripts is not None:
+            from sqa.data.transcripts import transcript_for
+
+            text = transcript_for(transcripts, record.utterance_id, record.sample_id)
         tasks.append(
             ScoreTask(
-                record.system_id, record.sample_id, record.path, reference, record.utterance_id
+                record.system_id,
+                record.sample_id,
+                record.path,
+                reference,
+                record.utterance_id,
+                text,
             )
         )
     if not tasks:
@@ -153,7 +176,13 @@ def _metric_selection(
     wants_rank = "rank_score" in names
     names = [name for name in names if name != "rank_score"]
     if not has_references:
-        dropped = [name for name in names if METRIC_SPECS[name].needs_reference]
+        # With transcripts, wacc/wer need no reference audio.
+        text_metrics = ("wacc", "wer") if arguments.text else ()
+        dropped = [
+            name
+            for name in names
+            if METRIC_SPECS[name].needs_reference and name not in text_metrics
+        ]
         if dropped and arguments.metrics.strip() not in ("all-offline",):
             raise SqaError(f"{', '.join(dropped)} need references: pass --ref-dir or --ref-scp")
         if dropped:

@@ -1,7 +1,9 @@
 """Outputs of ``sqa score``: score tables, the error side log, the summary table, shard merging.
 
 A score table is a list of rows ``{"audio_path", "system_id", "sample_id", "utterance_id",
-"metrics": {...}}`` (a valid Track-2 ``data.jsonl`` line; NaN = failed). It is written as JSONL or
+"metrics": {...}}`` (a valid Track-2 ``data.jsonl`` line; NaN = failed), plus ``wacc_source``
+(``text`` or ``reference_audio``: what the ``wacc``/``wer`` transcript was compared with) when
+those metrics were computed. It is written as JSONL or
 CSV by suffix, or as a Kaldi dir (one ``<metric>.scp`` per metric, NaN lines left out) for any other
 output path. Failures are listed in ``<output>.errors.jsonl`` (one line per file and metric).
 """
@@ -42,19 +44,22 @@ def build_rows(
     names: list[str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Score rows (in task order) and error rows from journal entries."""
+    from sqa.metrics.asr import ASR_METRICS, AUDIO_SOURCE, SOURCE_COLUMN, TEXT_SOURCE
+
+    with_source = any(name in ASR_METRICS for name in names)
     rows, failures = [], []
     for task in tasks:
         entry = entries[task.key]
         metrics = {name: _float(entry["metrics"].get(name)) for name in names}
-        rows.append(
-            {
-                "audio_path": task.path,
-                "system_id": task.system_id,
-                "sample_id": task.sample_id,
-                "utterance_id": task.utterance_id or task.sample_id,
-                "metrics": metrics,
-            }
-        )
+        row: dict[str, Any] = {
+            "audio_path": task.path,
+            "system_id": task.system_id,
+            "sample_id": task.sample_id,
+            "utterance_id": task.utterance_id or task.sample_id,
+        }
+        if with_source:
+            row[SOURCE_COLUMN] = TEXT_SOURCE if task.text is not None else AUDIO_SOURCE
+        rows.append({**row, "metrics": metrics})
         for metric, reason in sorted((entry.get("errors") or {}).items()):
             failures.append(
                 {
@@ -177,7 +182,7 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
             row["metrics"] = {k: _float(v) for k, v in (row.get("metrics") or {}).items()}
         return _resolve_audio_paths(rows, path.parent)
     if path.suffix.lower() == ".csv":
-        fixed = set(("audio_path", "system_id", "sample_id", "utterance_id"))
+        fixed = {"audio_path", "system_id", "sample_id", "utterance_id", "wacc_source"}
         rows = [
             {
                 **{key: row[key] for key in row if key in fixed},

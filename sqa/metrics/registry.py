@@ -25,7 +25,8 @@ class MetricSpec:
         needs_reference: Whether a clean reference signal is required.
         needs_weights: Name of the command-line option that supplies user weights, or ``None``.
         extra: pyproject extra that provides it: ``"core"`` (base install), ``"metrics"``
-            (``pip install "sqa-suite[metrics]"``, which includes ``distillmos``) or ``"ssl"``;
+            (``pip install "sqa-suite[metrics]"``, which includes ``distillmos``), ``"ssl"`` or
+            ``"asr"`` (PocketSphinx);
             ``"label-only"`` for human labels or keys not computable here; ``"corpus"`` for
             corpus-level scores computed after the per-file metrics.
         description: One line for ``sqa score --list-metrics`` and the docs.
@@ -285,6 +286,28 @@ _SPECS: list[MetricSpec] = [
         extra="ssl",
         description="character error rate of an ASR transcript",
     ),
+    # Offline PocketSphinx recogniser (sqa.metrics.asr): the target transcript is --text when
+    # given, else the recogniser's transcript of the reference audio (hence "reference" here).
+    _spec(
+        "wacc",
+        higher_is_better=True,
+        value_range=(None, 1.0),
+        sample_rate=16000,
+        reference=True,
+        extra="asr",
+        description="word accuracy 1 - WER of a PocketSphinx (en-us) transcript vs --text or "
+        "the reference's transcript (weaker ASR than the challenges')",
+    ),
+    _spec(
+        "wer",
+        higher_is_better=False,
+        value_range=(0.0, None),
+        sample_rate=16000,
+        reference=True,
+        extra="asr",
+        description="word error rate of a PocketSphinx (en-us) transcript vs --text or the "
+        "reference's transcript",
+    ),
     # Labels and corpus-level scores.
     _spec(
         "mos",
@@ -324,6 +347,7 @@ METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "dnsmos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
     "nisqa": ("nisqa_mos", *_NISQA_DIMENSIONS),
     "sigmos": tuple(_SIGMOS_DIMENSIONS),
+    "asr": ("wacc", "wer"),
 }
 
 

@@ -46,6 +46,7 @@ class ScoreTask:
     path: str
     reference: str | None
     utterance_id: str | None = None
+    text: str | None = None  # transcript for wacc/wer (None: transcribe the reference instead)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -101,7 +102,7 @@ def score_task(task: ScoreTask) -> dict[str, Any]:
     except SqaError as error:
         return failed_entry(task, scorer.metric_names, describe_error(error))
     reference, reference_error = _load_reference(task.reference, rate)
-    result = scorer.score(estimate, rate, reference)
+    result = scorer.score(estimate, rate, reference, task.text)
     errors = dict(result.errors)
     if reference_error:
         errors = {

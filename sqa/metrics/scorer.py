@@ -52,6 +52,9 @@ class MetricBackend:
     name: str
     outputs: tuple[str, ...]
     compute: ComputeFunction
+    # A backend that reads the file's transcript gets it as the keyword ``text`` (None: absent);
+    # with a transcript it does not need the reference signal.
+    uses_text: bool = False
 
     @property
     def needs_reference(self) -> bool:
@@ -110,6 +113,18 @@ def _distill_mos(
     return {"distill_mos": distill_mos_score(estimate, sample_rate=sample_rate)}
 
 
+def _asr(
+    estimate: np.ndarray,
+    reference: np.ndarray | None,
+    sample_rate: int,
+    options: ScoringOptions,
+    text: str | None = None,
+) -> dict[str, float]:
+    from sqa.metrics.asr import word_scores
+
+    return word_scores(estimate, reference, sample_rate, text)
+
+
 def _nisqa(
     estimate: np.ndarray, reference: np.ndarray | None, sample_rate: int, weights: str
 ) -> dict[str, float]:
@@ -147,6 +162,7 @@ BACKENDS: tuple[MetricBackend, ...] = (
     MetricBackend("dnsmos", ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), _dnsmos),
     MetricBackend("plcmos", ("plcmos",), _plcmos),
     MetricBackend("distill_mos", ("distill_mos",), _distill_mos),
+    MetricBackend("asr", ("wacc", "wer"), _asr, uses_text=True),
     MetricBackend("nisqa", _NISQA_KEYS, _weighted(_nisqa, "nisqa_mos")),
     MetricBackend(
         "sigmos",
@@ -217,6 +233,10 @@ def unavailable_reason(backend: MetricBackend, error: ImportError) -> str:
     return reason
 
 
+def _has_text(backend: MetricBackend, text: str | None) -> bool:
+    return backend.uses_text and text is not None
+
+
 @dataclass
 class FileScore:
     """Metric values of one file plus the reasons for any NaN."""
@@ -249,7 +269,11 @@ class MetricScorer:
         return any(backend.needs_reference for backend in self.backends)
 
     def score(
-        self, estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None
+        self,
+        estimate: np.ndarray,
+        sample_rate: int,
+        reference: np.ndarray | None = None,
+        text: str | None = None,
     ) -> FileScore:
         """Compute every selected metric on one file.
 
@@ -257,6 +281,7 @@ class MetricScorer:
             estimate: Signal (T,).
             sample_rate: Rate of ``estimate`` and ``reference`` in Hz.
             reference: Clean reference (T',) at the same rate, or ``None``.
+            text: Transcript of the file for the metrics that read one (``wacc``/``wer``).
 
         Returns:
             Values for every selected key (NaN on failure) and the failure reasons.
@@ -267,10 +292,10 @@ class MetricScorer:
             started, started_cpu = time.perf_counter(), time.process_time()
             if backend.name in self.unavailable:
                 produced, reason = {}, self.unavailable[backend.name]
-            elif backend.needs_reference and reference is None:
+            elif backend.needs_reference and reference is None and not _has_text(backend, text):
                 produced, reason = {}, "no reference for this file"
             else:
-                produced, reason = self._run(backend, estimate, sample_rate, reference)
+                produced, reason = self._run(backend, estimate, sample_rate, reference, text)
             self.seconds[backend.name] += time.perf_counter() - started
             self.cpu_seconds[backend.name] += time.process_time() - started_cpu
             for key in backend.outputs:
@@ -289,9 +314,11 @@ class MetricScorer:
         estimate: np.ndarray,
         sample_rate: int,
         reference: np.ndarray | None,
+        text: str | None = None,
     ) -> tuple[dict[str, float], str | None]:
+        extra = {"text": text} if backend.uses_text else {}
         try:
-            return backend.compute(estimate, reference, sample_rate, self.options), None
+            return backend.compute(estimate, reference, sample_rate, self.options, **extra), None
         except (MissingWeightsError, CheckpointError):
             # Setup problems, not properties of this file: stop the job with a clear message.
             raise
