@@ -37,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Import an official URGENT-PK, Track-2 Uni-VERSA-Ext or ESPnet BSRNN checkpoint."""
-    from sqa.checkpoint import save_checkpoint
+    arguments = build_parser().parse_args(list(argv))
+    from sqa.checkpoint import save_checkpoint  # torch: only once the arguments are parsed
     from sqa.checkpoint.importing import get_importer
     from sqa.fileio import check_writable
 
-    arguments = build_parser().parse_args(list(argv))
     destination = check_writable(arguments.output, arguments.force)
     imported = get_importer(arguments.format)(list(arguments.sources), arguments.allow_partial)
     metadata = {"imported_from": arguments.format, **imported.metadata}
