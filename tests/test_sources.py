@@ -24,7 +24,7 @@ POOL_COMMANDS = {  # pools of speech/noise/RIRs to mix from: pool_files (folder,
     "make-noise": "--babble-speech",
 }
 LISTING_COMMANDS = {"train-predictor": "--train", "train-ranker": "--train"}  # labelled listings
-NO_AUDIO_FLAGS = {  # read tables, zips, checkpoints or a config (finetune's pools are pool_files config keys)
+NO_AUDIO_FLAGS = {  # tables, zips, checkpoints or a config (finetune: pools as config keys)
     "pairs",
     "evaluate",
     "agreement",
