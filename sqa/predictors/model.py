@@ -399,7 +399,7 @@ def config_summary(config: UniVersaConfig) -> dict[str, Any]:
 def _register() -> None:
     from sqa.checkpoint import register_model
 
-    register_model(MODEL_KIND, UniVersaConfig, UniVersa)
+    register_model(MODEL_KIND, UniVersaConfig, UniVersa, role="multi-metric predictor")
 
 
 _register()
