@@ -20,7 +20,7 @@ from sqa.checkpoint.manifest import (
     update_manifest,
 )
 from sqa.checkpoint.reading import read_weights_only, shorten
-from sqa.checkpoint.registry import describe_kind, model_classes
+from sqa.checkpoint.registry import describe_kind, describe_kinds, model_classes
 from sqa.configs import config_from_dict, config_to_dict
 from sqa.errors import CheckpointError, ConfigError, SqaError
 from sqa.fileio import atomic_open, check_writable
@@ -212,10 +212,9 @@ def load_model(
             f"but {path} holds {shorten(repr(payload['kind']), 60)}"
         )
     if kinds is not None and payload["kind"] not in kinds:
-        needed = " or ".join(describe_kind(kind) for kind in kinds)
         raise CheckpointError(
-            f"{path} is a {describe_kind(payload['kind'])} checkpoint; {purpose} needs a "
-            f"{needed} checkpoint"
+            f"{path} is a {describe_kind(payload['kind'])} checkpoint; {purpose} needs "
+            f"{describe_kinds(kinds)}"
         )
     model = build_model(payload)
     model.checkpoint_metadata.update({"name": name, "file": str(path), "sha256": digest})

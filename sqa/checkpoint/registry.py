@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -60,6 +61,19 @@ def describe_kind(kind: object) -> str:
     text = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
     role = _ROLES.get(kind) if isinstance(kind, str) else None
     return f"{text} ({role})" if role else text
+
+
+def describe_kinds(kinds: Sequence[str]) -> str:
+    """``a pairwise ranker checkpoint (kind 'urgent_pk' or 'urgent_pk_cached')``, by role."""
+    _discover_models()
+    by_role: dict[str, list[str]] = {}
+    for kind in kinds:
+        by_role.setdefault(_ROLES.get(kind, "model"), []).append(repr(kind))
+    parts = []
+    for role, names in by_role.items():
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        parts.append(f"a {role} checkpoint (kind {listed})")
+    return " or ".join(parts)
 
 
 def _qualified(classes: tuple[type, type]) -> tuple[str, str]:
