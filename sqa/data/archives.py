@@ -142,4 +142,4 @@ def read_text_members(
             return texts, problems
     except Exception as error:  # BadZipFile, a truncated file, a codec error inside the data...
         detail = " ".join(str(error).split())[:200] or type(error).__name__
-        return {}, [f"{source} is not a readable zip ({detail})"]
+        return {}, [f"not a readable zip ({detail})"]  # callers name the file
