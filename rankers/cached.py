@@ -159,4 +159,4 @@ class CachedPairwiseRanker(nn.Module):
         return self.compare_embeddings(embedding_a, embedding_b)
 
 
-register_model(MODEL_KIND, CachedRankerConfig, CachedPairwiseRanker)
+register_model(MODEL_KIND, CachedRankerConfig, CachedPairwiseRanker, role="pairwise ranker")

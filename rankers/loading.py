@@ -12,10 +12,16 @@ NO_RANKER_MESSAGE = (
     f"checkpoints/manifest.json) or --scores TABLE; no default ranker ({DEFAULT_RANKER!r}) is "
     "installed"
 )
+# Every pairwise ranker kind: forward(wave_a, wave_b, lengths_a, lengths_b) -> .logit.
+RANKER_KINDS = ("urgent_pk", "urgent_pk_cached", "urgent_pk_distillmos")
 
 
-def load_ranker(name_or_path: str | None, device: str) -> Any:
-    """Load a ranker checkpoint (our model kinds are registered on import)."""
+def load_ranker(name_or_path: str | None, device: str, purpose: str = "sqa rank --ranker") -> Any:
+    """Load a ranker checkpoint (our model kinds are registered on import).
+
+    Raises:
+        CheckpointError: A file that is not a pairwise ranker checkpoint (the kind is named).
+    """
     if not name_or_path:
         raise SqaError(NO_RANKER_MESSAGE)
     # Importing the model modules registers their kinds even without installed entry points.
@@ -24,7 +30,4 @@ def load_ranker(name_or_path: str | None, device: str) -> Any:
     import rankers.quality  # noqa: F401
     from sqa.checkpoint import load_model
 
-    model = load_model(name_or_path, device=device)
-    if not hasattr(model, "compare_features") and not hasattr(model, "compare_embeddings"):
-        raise SqaError(f"{name_or_path} is not a pairwise ranker checkpoint")
-    return model
+    return load_model(name_or_path, device=device, kinds=RANKER_KINDS, purpose=purpose)

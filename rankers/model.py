@@ -212,7 +212,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-register_model(MODEL_KIND, PairwiseRankerConfig, PairwiseRanker)
+register_model(MODEL_KIND, PairwiseRankerConfig, PairwiseRanker, role="pairwise ranker")
 register_importer(
     "urgent-pk",
     "rankers.official_import:import_urgent_pk",

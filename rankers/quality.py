@@ -143,4 +143,4 @@ class QualityEncoderRanker(nn.Module):
         return self.compare_embeddings(self.embed(wave_a, lengths_a), self.embed(wave_b, lengths_b))
 
 
-register_model(MODEL_KIND, QualityRankerConfig, QualityEncoderRanker)
+register_model(MODEL_KIND, QualityRankerConfig, QualityEncoderRanker, role="pairwise ranker")

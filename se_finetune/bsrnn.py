@@ -220,11 +220,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
+# Kinds that ``sqa enhance --model``, ``init_checkpoint`` and processed systems can run.
+RESTORER_KINDS = ("bsrnn",)
+
+
 def _register() -> None:
     from sqa.checkpoint import register_model
     from sqa.checkpoint.importing import register_importer
 
-    register_model("bsrnn", BSRNNConfig, BSRNN)
+    register_model("bsrnn", BSRNNConfig, BSRNN, role="restorer")
     register_importer(
         "espnet-bsrnn",
         "se_finetune.espnet_import:import_espnet_bsrnn",

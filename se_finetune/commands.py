@@ -22,7 +22,7 @@ from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
 from sqa.commands.options import add_config_arguments, add_resume_arguments, deprecated_alias
 from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import AudioError, CheckpointError, SqaError
-from sqa.fileio import check_writable, dumps_json, write_rows
+from sqa.fileio import check_writable, dumps_json, inside, write_rows
 from sqa.runs import check_resume
 
 if TYPE_CHECKING:  # torch is imported when a model runs, so `--help` stays fast
@@ -136,11 +136,12 @@ def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
         enhancer = ENHANCERS[name]
         enhancer.ensure_installed()  # fail before any file is read, not on the first one
         return lambda samples, rate: peak_safe(enhancer(samples, rate))
-    import se_finetune.bsrnn  # noqa: F401  (registers the "bsrnn" kind without entry points)
+    from se_finetune.bsrnn import RESTORER_KINDS  # registers the kind without entry points
     from sqa.checkpoint import load_model
 
     try:
-        model = load_model(name if name is not None else _default_restorer()).eval()
+        chosen = name if name is not None else _default_restorer()
+        model = load_model(chosen, kinds=RESTORER_KINDS, purpose="sqa enhance --model").eval()
     except CheckpointError as error:
         if name is None or Path(name).exists():
             raise
@@ -165,7 +166,9 @@ def _enhance_plan(arguments: argparse.Namespace) -> tuple[list[Path], list[Path]
         source = Path(record.path)
         files.append(source)
         suffix = source.suffix.lower() if source.suffix else ".wav"
-        destinations.append(arguments.output / record.system_id / f"{record.sample_id}{suffix}")
+        # ids come from the listing: never a path outside --output
+        destination = inside(arguments.output, record.system_id, record.sample_id, suffix=suffix)
+        destinations.append(destination)
     return files, destinations
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from se_finetune.bsrnn import BSRNN
+from se_finetune.bsrnn import BSRNN, RESTORER_KINDS
 from se_finetune.evaluation import evaluate_restorer
 from se_finetune.finetune_config import FinetuneConfig, FinetuneResult
 from se_finetune.guard import GuardVerdict, RewardHackingGuard
@@ -123,7 +123,9 @@ class Finetuner:
 
     def _initial_restorer(self) -> nn.Module:
         if self.config.init_checkpoint:
-            model = load_model(self.config.init_checkpoint)
+            model = load_model(
+                self.config.init_checkpoint, kinds=RESTORER_KINDS, purpose="init_checkpoint"
+            )
         else:
             model = BSRNN(self.config.model)
         return model.train()

@@ -245,17 +245,19 @@ def build_critic(spec: str | None, input_rate: int) -> FrozenCritic | None:
     if spec == "dnsmos":
         return FrozenCritic(DnsmosCritic(), input_rate)
     from sqa.checkpoint import load_model
+    from sqa.predictors.model import MODEL_KIND
 
-    return FrozenCritic(load_model(spec), input_rate)
+    critic = load_model(spec, kinds=(MODEL_KIND,), purpose="the critic (critic:)")
+    return FrozenCritic(critic, input_rate)
 
 
 def build_ranker(spec: str | None, input_rate: int) -> FrozenRanker | None:
     """A frozen pairwise ranker from a checkpoint path/manifest name, or ``None``."""
     if not spec:
         return None
-    from sqa.checkpoint import load_model
+    from rankers.loading import load_ranker
 
-    return FrozenRanker(load_model(spec), input_rate)
+    return FrozenRanker(load_ranker(spec, "cpu", "the rank loss (ranker:)"), input_rate)
 
 
 def critic_metric_weights(critic: FrozenCritic, weights: Mapping[str, float]) -> dict[str, Any]:

@@ -111,11 +111,11 @@ def load_enhancer(name: str) -> Enhancer:
     except SqaError:
         if not (Path(name).is_file() or name.startswith("restorer")):
             raise
-    import se_finetune.bsrnn  # noqa: F401  (registers the restorer kind)
+    from se_finetune.bsrnn import RESTORER_KINDS  # registers the restorer kind
     from se_finetune.commands import restore
     from sqa.checkpoint import load_model
 
-    model = load_model(name).eval()
+    model = load_model(name, kinds=RESTORER_KINDS, purpose="a processed system's enhancer").eval()
     return lambda samples, rate: restore(model, samples, rate)
 
 

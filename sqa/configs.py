@@ -8,6 +8,7 @@ and :func:`config_from_dict`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
@@ -84,6 +85,10 @@ def config_from_dict(cls: Any, data: Any) -> Any:
         return tuple(data)
     if cls is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
+    if cls is float and isinstance(data, str):
+        # YAML 1.1 reads ``1e-3`` (no dot) as a string; a number written so is still a number.
+        with contextlib.suppress(ValueError):
+            return float(data)
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         return _dataclass_from_dict(cls, data)
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
@@ -109,10 +114,43 @@ def _dataclass_from_dict(cls: type, data: Any) -> Any:
     if unknown:
         raise ConfigError(f"unknown field(s) for {cls.__name__}: {', '.join(unknown)}")
     values = {name: config_from_dict(hints.get(name, Any), data[name]) for name in data}
+    for name, value in values.items():
+        _check_scalar(cls, name, hints.get(name, Any), value)
     try:
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"cannot build {cls.__name__} from config: {error}") from None
+
+
+_SCALARS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_scalar(cls: type, name: str, hint: Any, value: Any) -> None:
+    """Refuse a value of the wrong type for a ``bool``/``int``/``float``/``str`` field.
+
+    A wrong type would otherwise surface later as an exception deep inside the model (a config
+    can come from any YAML file or checkpoint), so it is named here with its field.
+    """
+    options = [hint]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [option for option in typing.get_args(hint) if option is not type(None)]
+        if value is None:
+            return
+    if len(options) != 1 or options[0] not in _SCALARS:
+        return
+    expected = options[0]
+    if expected is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, expected)
+    if not fits:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(
+            f"{cls.__name__}.{name} must be {_SCALARS[expected]}, got {type(value).__name__} "
+            f"{shown}"
+        )
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -40,6 +41,52 @@ def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
     if destination.exists() and not force:
         raise SqaError(f"{destination} exists; pass --force to overwrite it")
     return destination
+
+
+# Names that come from input files (metric names of a checkpoint or listing) and become file
+# names: letters, digits and ``_ . + -``, not starting with a dot.
+_PLAIN_NAME = re.compile(r"\w[\w.+-]*")
+
+
+def check_metric_name(name: object, source: str) -> str:
+    """A metric name from a file, checked before it names a file (``<metric>.scp``).
+
+    Args:
+        name: The name as read.
+        source: The file it came from, for the message.
+
+    Returns:
+        The name.
+
+    Raises:
+        DataFormatError: Anything but letters, digits and ``_ . + -`` (not starting with a dot).
+    """
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise DataFormatError(
+            f"{source}: metric name {str(name)[:80]!r} is not a plain name (letters, digits, "
+            "'_', '.', '+', '-'), so it cannot name a file"
+        )
+    return name
+
+
+def inside(folder: str | os.PathLike[str], *names: str, suffix: str = "") -> Path:
+    """``folder/names[0]/.../names[-1]+suffix``, refusing names that could leave ``folder``.
+
+    The one guard for ids read from listings (``sample_id``, ``system_id`` of data.jsonl,
+    wav.scp, CSV, ...) that a command turns into output paths: each name must be one plain path
+    component, so nothing is ever written outside the output folder.
+
+    Raises:
+        DataFormatError: An empty name, ``.``/``..``, or one with a path separator or NUL.
+    """
+    for name in names:
+        separators = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+        if not name or name in (".", "..") or any(mark in name for mark in separators):
+            raise DataFormatError(
+                f"{str(name)[:80]!r} cannot name a file inside {folder} (ids used as file names "
+                "must not be empty, '.', '..' or contain '/' or '\\')"
+            )
+    return Path(folder).joinpath(*names[:-1], names[-1] + suffix) if names else Path(folder)
 
 
 def _current_umask() -> int:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,10 @@ from sqa.checkpoint.manifest import (
     resolve_checkpoint,
     update_manifest,
 )
-from sqa.checkpoint.registry import model_classes
+from sqa.checkpoint.reading import read_weights_only, shorten
+from sqa.checkpoint.registry import describe_kind, describe_kinds, model_classes
 from sqa.configs import config_from_dict, config_to_dict
-from sqa.errors import CheckpointError, ConfigError
+from sqa.errors import CheckpointError, ConfigError, SqaError
 from sqa.fileio import atomic_open, check_writable
 from sqa.runs import environment_info
 
@@ -93,27 +93,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, sha256: str | None = None) 
         raise CheckpointError(f"checkpoint file not found: {source}")
     if sha256 is not None:
         check_sha256(source, sha256)
-    try:
-        payload = torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "unsupported global" in str(error).lower():
-            raise CheckpointError(
-                f"refusing to load {source}: it holds Python objects other than tensors and "
-                f"plain types, which weights-only loading does not run ({_first_line(error)})"
-            ) from None
-        raise CheckpointError(f"{source} is not a readable checkpoint: {error}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"{source} is not a readable checkpoint: {error}") from None
-    return _validate_payload(payload, source)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "unsupported global" in line.lower():
-            # torch appends advice to allow-list the class; loading stays refused, so cut it.
-            return line.split(". Please")[0]
-    return lines[0] if lines else type(error).__name__
+    return _validate_payload(read_weights_only(source), source)
 
 
 def _validate_payload(payload: Any, source: Path) -> dict:
@@ -122,14 +102,22 @@ def _validate_payload(payload: Any, source: Path) -> dict:
     version = payload["format_version"]
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{source} has checkpoint format_version {version!r}; this version of sqa reads "
-            f"format_version {FORMAT_VERSION} (upgrade sqa or re-export the checkpoint)"
+            f"{source} has checkpoint format_version {shorten(repr(version), 40)}; this version "
+            f"of sqa reads format_version {FORMAT_VERSION} (upgrade sqa or re-export the "
+            "checkpoint)"
         )
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{source} lacks checkpoint field(s): {', '.join(missing)}")
     if not isinstance(payload["kind"], str) or not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{source}: 'kind' must be a string and 'state_dict' a dict")
+    if not isinstance(payload["config"], dict) or not isinstance(payload["metadata"], dict):
+        raise CheckpointError(f"{source}: 'config' and 'metadata' must be dicts")
+    strays = [key for key, value in payload["state_dict"].items() if not torch.is_tensor(value)]
+    if strays:
+        raise CheckpointError(
+            f"{source}: state_dict entry {shorten(repr(strays[0]), 80)} is not a tensor"
+        )
     return payload
 
 
@@ -143,14 +131,18 @@ def build_model(payload: Mapping[str, Any]) -> nn.Module:
     try:
         config = config_from_dict(config_class, payload["config"])
     except ConfigError as error:  # a stored config that no longer fits its class
-        raise CheckpointError(f"bad config in the checkpoint: {error}") from None
-    model = module_class(config)
+        raise CheckpointError(f"bad config in the checkpoint: {shorten(error)}") from None
     try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as error:
+        model = module_class(config)
+    except SqaError:  # a missing dependency or weights folder says so itself
+        raise
+    except Exception as error:  # any stored value the module cannot be built from
         raise CheckpointError(
-            f"weights do not fit a {module_class.__name__} built from the stored config: {error}"
+            f"cannot build a {payload['kind']!r} model from the config in the checkpoint "
+            f"({type(error).__name__}: {shorten(error)})"
         ) from None
+    _check_weights(model, payload["state_dict"], module_class.__name__)
+    model.load_state_dict(payload["state_dict"], strict=True)
     model.checkpoint_metadata = {
         **dict(payload.get("metadata") or {}),
         "kind": payload["kind"],
@@ -159,11 +151,52 @@ def build_model(payload: Mapping[str, Any]) -> nn.Module:
     return model.eval()
 
 
-def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> nn.Module:
+def _check_weights(model: nn.Module, weights: Mapping[str, Any], class_name: str) -> None:
+    """Compare names and shapes first, so that a mismatch is one line rather than one per tensor."""
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    wrong = [
+        f"{name} {list(weights[name].shape)} (the model has {list(tensor.shape)})"
+        for name, tensor in expected.items()
+        if name in weights and weights[name].shape != tensor.shape
+    ]
+    problems = [
+        f"{len(items)} {what}, e.g. {shorten(items[0], 120)}"
+        for items, what in (
+            (wrong, "tensor(s) of the wrong shape"),
+            (missing, "tensor(s) missing"),
+            (unexpected, "unexpected tensor(s)"),
+        )
+        if items
+    ]
+    if problems:
+        raise CheckpointError(
+            f"weights do not fit a {class_name} built from the stored config: "
+            + "; ".join(problems)
+        )
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str = "cpu",
+    kinds: Sequence[str] | None = None,
+    purpose: str = "this command",
+) -> nn.Module:
     """Load a model by manifest name (sha256 checked) or by path, in eval mode.
 
     A path that is listed in the manifest is hash-checked too. The returned module carries
     ``checkpoint_metadata`` (stored metadata plus kind, name, file and sha256).
+
+    Args:
+        name_or_path: Manifest name or checkpoint file.
+        device: Torch device to move the model to.
+        kinds: Model kinds the caller can use (``None``: any); checked before the model is built.
+        purpose: What needs the model, for the error message (e.g. ``"sqa enhance --model"``).
+
+    Raises:
+        CheckpointError: Anything wrong with the file, or a kind the caller cannot use.
     """
     path, name, entry = resolve_checkpoint(name_or_path)
     if name is not None and not path.is_file():
@@ -176,7 +209,12 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
     if entry and entry["kind"] != payload["kind"]:
         raise CheckpointError(
             f"manifest says {name!r} is a {entry['kind']!r} model "
-            f"but {path} holds {payload['kind']!r}"
+            f"but {path} holds {shorten(repr(payload['kind']), 60)}"
+        )
+    if kinds is not None and payload["kind"] not in kinds:
+        raise CheckpointError(
+            f"{path} is a {describe_kind(payload['kind'])} checkpoint; {purpose} needs "
+            f"{describe_kinds(kinds)}"
         )
     model = build_model(payload)
     model.checkpoint_metadata.update({"name": name, "file": str(path), "sha256": digest})

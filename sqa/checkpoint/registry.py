@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -21,17 +22,22 @@ ENTRY_POINT_GROUP = "sqa.models"
 MODULES_ENVIRONMENT_VARIABLE = "SQA_MODEL_MODULES"
 
 _REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {}
+# What each kind is for, in words ("multi-metric predictor"), for errors about the wrong kind.
+_ROLES: dict[str, str] = {}
 # Entry points are imported once per process; failures are kept to explain an unknown kind.
 _DISCOVERY: dict[str, Any] = {"done": False, "failures": {}}
 
 
-def register_model(kind: str, config_class: type, module_class: type[nn.Module]) -> None:
+def register_model(
+    kind: str, config_class: type, module_class: type[nn.Module], *, role: str = ""
+) -> None:
     """Register a model kind (called by model modules at import time).
 
     Args:
         kind: Name stored in checkpoints, e.g. ``"universa"``.
         config_class: Dataclass (or mapping type) the module is built from.
         module_class: ``nn.Module`` subclass whose constructor takes one config.
+        role: What the model is, in words (e.g. ``"restorer"``), for error messages.
 
     Raises:
         CheckpointError: If ``kind`` is already taken by different classes.
@@ -44,6 +50,30 @@ def register_model(kind: str, config_class: type, module_class: type[nn.Module])
             f"model kind {kind!r} is already registered to {_qualified(previous)[1]}"
         )
     _REGISTRY[kind] = (config_class, module_class)
+    if role:
+        _ROLES[kind] = role
+
+
+def describe_kind(kind: object) -> str:
+    """``'bsrnn' (restorer)``: a kind with its role when one was registered."""
+    if kind not in _REGISTRY:
+        _discover_models()
+    text = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
+    role = _ROLES.get(kind) if isinstance(kind, str) else None
+    return f"{text} ({role})" if role else text
+
+
+def describe_kinds(kinds: Sequence[str]) -> str:
+    """``a pairwise ranker checkpoint (kind 'urgent_pk' or 'urgent_pk_cached')``, by role."""
+    _discover_models()
+    by_role: dict[str, list[str]] = {}
+    for kind in kinds:
+        by_role.setdefault(_ROLES.get(kind, "model"), []).append(repr(kind))
+    parts = []
+    for role, names in by_role.items():
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        parts.append(f"a {role} checkpoint (kind {listed})")
+    return " or ".join(parts)
 
 
 def _qualified(classes: tuple[type, type]) -> tuple[str, str]:

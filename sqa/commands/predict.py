@@ -18,7 +18,7 @@ from sqa.commands.options import add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError, SqaError
-from sqa.fileio import check_writable, write_rows
+from sqa.fileio import check_metric_name, check_writable, inside, write_rows
 from sqa.predictors.loading import load_predictor
 
 DEFAULT_PREDICTOR = "predictor-default"
@@ -92,8 +92,9 @@ def write_metric_scps(
 
     names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
     written = []
-    for name in names:
-        destination = check_writable(Path(folder) / f"{name}.scp", force)
+    for name in names:  # names come from the checkpoint: plain names only, never a path
+        file_name = check_metric_name(name, "the model")
+        destination = check_writable(inside(folder, file_name, suffix=".scp"), force)
         entries = {
             keys[(row["system_id"], row["sample_id"])]: f"{row['metrics'][name]:.6f}"
             for row in rows
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _set_threads(arguments.threads)
     records = input_records(arguments)
     scp_keys = metric_scp_keys(records, arguments.scp_dir) if arguments.scp_dir else {}
-    model = load_predictor(checkpoint, arguments.device)
+    model = load_predictor(checkpoint, arguments.device, "sqa predict --checkpoint")
     metrics = [m.strip() for m in arguments.metrics.split(",")] if arguments.metrics else None
     settings = PredictionSettings(
         arguments.batch_seconds, arguments.max_batch_size, arguments.device, metrics

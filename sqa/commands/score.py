@@ -30,7 +30,7 @@ from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import check_writable
 from sqa.metrics.registry import METRIC_GROUPS, METRIC_SPECS, expand_metric_names
 from sqa.metrics.runner import Journal, ScoreTask, journal_header, read_journal, run_tasks
-from sqa.metrics.scorer import ScoringOptions, backends_for
+from sqa.metrics.scorer import MetricBackend, ScoringOptions, backends_for
 
 if TYPE_CHECKING:
     from sqa.data import AudioRecord
@@ -205,6 +205,14 @@ def _options(arguments: argparse.Namespace) -> ScoringOptions:
     return ScoringOptions(arguments.dnsmos_mode, arguments.plcmos_seed, weights)
 
 
+def _check_weight_files(backends: Sequence[MetricBackend], options: ScoringOptions) -> None:
+    """Load the weights that are torch files now: a bad one is one line, with no journal left."""
+    if any(backend.name == "nisqa" for backend in backends):
+        from sqa.metrics.nisqa import load_nisqa
+
+        load_nisqa(options.weights["--nisqa-weights"])
+
+
 def main(argv: Sequence[str]) -> int:
     """Label files with teacher metrics (`score merge` joins shards)."""
     argv = list(argv)
@@ -222,7 +230,8 @@ def main(argv: Sequence[str]) -> int:
             "rank_score needs every system: add it when merging (sqa score merge --rank-score)"
         )
     options = _options(arguments)
-    backends_for(names, options)  # fail on missing weights before any work
+    # Fail on missing or unusable weights before any work (and before the journal exists).
+    _check_weight_files(backends_for(names, options), options)
     tasks = shard_tasks(tasks, shard_index, shard_count)
     check_output_can_hold(arguments.output, tasks)
     rank_metrics = parse_rank_metrics(arguments.rank_metrics, names)

@@ -169,7 +169,9 @@ def _validate(arguments: argparse.Namespace) -> int:
         expected = expected_sample_ids(load_records(arguments.data))
     problems = validate_submission(arguments.submission, expected)
     if problems:
-        raise DataFormatError(f"{arguments.submission} is invalid: " + "; ".join(problems))
+        from sqa.data.track2 import summarise_problems
+
+        raise DataFormatError(f"{arguments.submission} is invalid: {summarise_problems(problems)}")
     print(f"sqa track2: {arguments.submission} is valid")
     return 0
 

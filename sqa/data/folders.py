@@ -26,7 +26,7 @@ from pathlib import Path
 from sqa.audio import AUDIO_EXTENSIONS, is_audio_file, link_problem
 from sqa.data.records import AudioRecord, check_unique
 from sqa.errors import DataFormatError, SqaError
-from sqa.fileio import atomic_open
+from sqa.fileio import atomic_open, inside
 
 EXAMPLES_SHOWN = 5
 REFERENCE_FOLDER = "_reference"  # the clean references beside generated system folders
@@ -365,15 +365,12 @@ def write_system_folders(
     check_unique(items, str(root))
     plans = []
     for record in items:
-        for value in (record.system_id, record.sample_id):
-            if not value or value in (".", "..") or "/" in value or os.sep in value:
-                raise DataFormatError(f"{root}: {value!r} cannot be used as a file or folder name")
         source = Path(record.path)
+        destination = inside(root, record.system_id, record.sample_id, suffix=source.suffix.lower())
         if not source.is_file():
             raise DataFormatError(
                 f"{source}: audio file of {record.system_id}/{record.sample_id} not found"
             )
-        destination = Path(root) / record.system_id / f"{record.sample_id}{source.suffix.lower()}"
         if destination.exists() and not force:
             raise SqaError(f"{destination} exists; pass --force to overwrite it")
         plans.append((record, source, destination))

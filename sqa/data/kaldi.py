@@ -50,7 +50,7 @@ from sqa.data.records import (
 )
 from sqa.data.segments import segment_paths
 from sqa.errors import AudioError, DataFormatError, SqaError
-from sqa.fileio import atomic_open
+from sqa.fileio import atomic_open, check_metric_name
 
 # .scp files of a Kaldi dir that are not metric columns.
 NON_METRIC_SCP = frozenset({"wav.scp", "metric.scp", "feats.scp", "cmvn.scp", "vad.scp"})
@@ -375,8 +375,8 @@ def _write_metric_files(
             write_scp(folder / JSON_METRICS_FILE, lines)
         return
     for name in metric_names(items):
-        file_name = f"{name}.scp"
-        if file_name in NON_METRIC_SCP or "/" in name or not name:
+        file_name = f"{check_metric_name(name, str(folder))}.scp"
+        if file_name in NON_METRIC_SCP:
             raise DataFormatError(f"{folder}: metric name {name!r} cannot be a <metric>.scp file")
         values = {
             i: repr(float(r.metrics[name]))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sqa.data.archives import quote
 from sqa.errors import DataFormatError
 
 # Cell spellings read as a missing value.
@@ -81,7 +82,8 @@ def parse_float(text: object, where: str) -> float:
     try:
         return float(cleaned)
     except ValueError:
-        raise DataFormatError(f"{where}: expected a number, got {cleaned!r}") from None
+        # The cell comes from a file: quoted short, so one hostile cell is not a huge message.
+        raise DataFormatError(f"{where}: expected a number, got {quote(cleaned)}") from None
 
 
 def clean_metrics(values: dict[str, object], where: str) -> dict[str, float]:

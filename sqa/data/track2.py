@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqa.data.archives import MAX_MEMBER_BYTES, quote, read_text_members
 from sqa.data.records import (
     AudioRecord,
     check_unique,
@@ -156,7 +157,11 @@ def expected_sample_ids(records: Sequence[AudioRecord]) -> list[str]:
 
 
 def parse_scores(text: str, source: str = SCORES_NAME) -> tuple[dict[str, float], list[str]]:
-    """Parse ``mos.scp`` text; returns the scores and the problems found."""
+    """Parse ``mos.scp`` text; returns the scores and the problems found.
+
+    Repeated ids and NaN/infinite scores are problems; text quoted from the file is cut short
+    (:func:`sqa.data.archives.quote`), so a hostile line cannot make a huge error message.
+    """
     scores: dict[str, float] = {}
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -170,14 +175,21 @@ def parse_scores(text: str, source: str = SCORES_NAME) -> tuple[dict[str, float]
         try:
             value = float(value_text)
         except ValueError:
-            problems.append(f"{source}:{number}: score {value_text!r} is not a number")
+            problems.append(f"{source}:{number}: score {quote(value_text)} is not a number")
             continue
         if identifier in scores:
-            problems.append(f"{source}:{number}: duplicate id {identifier!r}")
+            problems.append(f"{source}:{number}: duplicate id {quote(identifier)}")
         if not math.isfinite(value):
-            problems.append(f"{source}:{number}: score of {identifier!r} is not finite")
+            problems.append(f"{source}:{number}: score of {quote(identifier)} is not finite")
         scores[identifier] = value
     return scores, problems
+
+
+def summarise_problems(problems: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` problems joined by ``; `` and how many more there are (one line)."""
+    unique = list(dict.fromkeys(problems))
+    text = "; ".join(unique[:shown])
+    return text + (f"; and {len(unique) - shown} more" if len(unique) > shown else "")
 
 
 def format_scores(scores: Mapping[str, float]) -> str:
@@ -186,12 +198,34 @@ def format_scores(scores: Mapping[str, float]) -> str:
 
 
 def read_scores_file(path: str | os.PathLike[str]) -> tuple[dict[str, float], list[str]]:
-    """Scores and problems of a ``mos.scp`` file or of the ``mos.scp`` inside a submission zip."""
-    source = Path(path)
-    if source.suffix.lower() != ".zip":
-        return parse_scores(source.read_text(encoding="utf-8"), str(source))
-    import zipfile
+    """Scores and problems of a ``mos.scp`` file or of the ``mos.scp`` inside a submission zip.
 
-    with zipfile.ZipFile(source) as archive:
-        text = archive.read(SCORES_NAME).decode("utf-8")
-    return parse_scores(text, f"{source}:{SCORES_NAME}")
+    A zip is read by :func:`sqa.data.archives.read_text_members` (sizes, names and duplicates
+    checked before anything is inflated); a plain file larger than the same limit is refused.
+    """
+    source = Path(path)
+    if source.suffix.lower() == ".zip":
+        texts, problems = read_text_members(source, [SCORES_NAME])
+        if SCORES_NAME not in texts:
+            return {}, problems
+        scores, found = parse_scores(texts[SCORES_NAME], f"{source}:{SCORES_NAME}")
+        return scores, problems + found
+    return parse_scores(read_scores_text(source), str(source))
+
+
+def read_scores_text(source: Path) -> str:
+    """A plain ``mos.scp`` as text, refusing one larger than any real score list.
+
+    Raises:
+        DataFormatError: A missing, huge or non-UTF-8 file.
+    """
+    try:
+        if source.stat().st_size > MAX_MEMBER_BYTES:
+            raise DataFormatError(
+                f"{source} is {source.stat().st_size} bytes (at most {MAX_MEMBER_BYTES} are read)"
+            )
+        return source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DataFormatError(f"{source}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{source} is not UTF-8 text") from None

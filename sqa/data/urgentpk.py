@@ -34,7 +34,7 @@ from sqa.data.records import (
     resolve_path,
 )
 from sqa.errors import DataFormatError, SqaError
-from sqa.fileio import atomic_open
+from sqa.fileio import atomic_open, inside
 
 SPLIT_NAMES = ("tr", "cv", "tt")
 SPLIT_FILE = "split.json"
@@ -167,8 +167,7 @@ def write_urgentpk(
     base = Path(root)
     groups = records_by_system(records)
     for team, members in groups.items():
-        if not team or team in (".", "..") or "/" in team or os.sep in team:
-            raise DataFormatError(f"{base}: team {team!r} cannot be a folder name")
+        inside(base, team)  # a team (system id) names a folder: never one outside ``root``
         renamed = [_as_team_record(record) for record in members]
         check_unique(renamed, str(base / team))
         for record in renamed:

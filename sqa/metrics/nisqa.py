@@ -218,15 +218,19 @@ def load_nisqa(path: str) -> Nisqa:
     Raises:
         CheckpointError: If the file is not a supported NISQA checkpoint.
     """
+    from sqa.checkpoint.reading import read_weights_only, shorten
+
+    payload = read_weights_only(path)  # one line of ours for pickles and foreign files
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
         config = NisqaConfig.from_args(payload["args"])
         model = Nisqa(config)
         model.load_state_dict(payload["model_state_dict"])
     except CheckpointError:
         raise
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a usable NISQA checkpoint ({error})") from None
+    except Exception as error:  # any structure other than NISQA's args + model_state_dict
+        raise CheckpointError(
+            f"{path}: not a usable NISQA checkpoint ({type(error).__name__}: {shorten(error)})"
+        ) from None
     return model.eval()
 
 

@@ -400,7 +400,7 @@ def _register() -> None:
     from sqa.checkpoint import register_model
     from sqa.checkpoint.importing import register_importer
 
-    register_model(MODEL_KIND, UniVersaConfig, UniVersa)
+    register_model(MODEL_KIND, UniVersaConfig, UniVersa, role="multi-metric predictor")
     register_importer(
         "universa-ext",
         "sqa.predictors.official_import:import_universa_ext",

@@ -56,12 +56,12 @@ def prediction_table(
         ``(system_id, sample_id) -> {metric: value}``.
     """
     if Path(path).suffix.lower() in SUBMISSION_SUFFIXES:
-        from sqa.data.track2 import read_scores_file
+        from sqa.data.track2 import read_scores_file, summarise_problems
 
         system_of = _system_of(references, path)
         scores, problems = read_scores_file(path)
         if problems:
-            raise DataFormatError("; ".join(problems))
+            raise DataFormatError(f"{path}: {summarise_problems(problems)}")
         return {(system_of.get(i, ""), i): {metric or "mos": v} for i, v in scores.items()}
     table: dict[tuple[str, str], dict[str, float]] = {}
     for number, row in enumerate(read_rows(path), start=1):
@@ -112,15 +112,17 @@ def official_predictions(
 
 def _submission_rows(source: Path, system_of: Mapping[str, str]) -> list[tuple[str, str, float]]:
     """Every ``<sample_id> <score>`` line of a mos.scp or a zip's mos.scp (whitespace-split)."""
+    from sqa.data.track2 import SCORES_NAME, read_scores_text, summarise_problems
+
     if source.suffix.lower() == ".zip":
-        import zipfile
+        from sqa.data.archives import read_text_members
 
-        from sqa.data.track2 import SCORES_NAME
-
-        with zipfile.ZipFile(source) as archive:
-            text = archive.read(SCORES_NAME).decode("utf-8")
+        texts, problems = read_text_members(source, [SCORES_NAME])
+        if problems:
+            raise DataFormatError(f"{source}: {summarise_problems(problems)}")
+        text = texts[SCORES_NAME]
     else:
-        text = source.read_text(encoding="utf-8")
+        text = read_scores_text(source)
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         parts = line.split()

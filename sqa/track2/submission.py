@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from sqa.data.archives import quote, read_text_members
 from sqa.data.records import AudioRecord
 from sqa.data.track2 import (
     SCORES_NAME,
@@ -29,6 +30,7 @@ from sqa.data.track2 import (
     format_scores,
     parse_scores,
     read_scores_file,
+    summarise_problems,
 )
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import atomic_open, check_writable
@@ -149,8 +151,8 @@ def check_readme(text: str, *, submitting: bool = True) -> list[str]:
         return []
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        return [f"{README_NAME} is not valid YAML: {error}"]
+    except yaml.YAMLError as error:  # its message quotes the file: one short line of it
+        return [f"{README_NAME} is not valid YAML: {' '.join(str(error).split())[:200]}"]
     if not isinstance(data, Mapping):
         return [f"{README_NAME} must be a YAML mapping"]
     problems = [f"{README_NAME} lacks '{key}'" for key in README_KEYS if key not in data]
@@ -174,32 +176,30 @@ def check_scores(scores: Mapping[str, float], expected: Sequence[str] | None) ->
     extra = sorted(set(scores) - set(expected))
     problems = []
     if missing:
-        problems.append(f"{len(missing)} sample ids missing from {SCORES_NAME}, e.g. {missing[:3]}")
+        shown = ", ".join(quote(i) for i in missing[:3])
+        problems.append(f"{len(missing)} sample ids missing from {SCORES_NAME}, e.g. {shown}")
     if extra:
-        problems.append(
-            f"{len(extra)} ids in {SCORES_NAME} are not in the dataset, e.g. {extra[:3]}"
-        )
+        shown = ", ".join(quote(i) for i in extra[:3])
+        problems.append(f"{len(extra)} ids in {SCORES_NAME} are not in the dataset, e.g. {shown}")
     return problems
 
 
 def validate_submission(path: str | Path, expected: Sequence[str] | None = None) -> list[str]:
-    """All problems of a submission zip (empty list: valid)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            problems = [
-                f"the zip lacks {name} at its root"
-                for name in (SCORES_NAME, README_NAME)
-                if name not in names
-            ]
-            if problems:
-                return problems
-            scores_text = archive.read(SCORES_NAME).decode("utf-8")
-            readme_text = archive.read(README_NAME).decode("utf-8")
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as error:
-        return [f"{path} is not a readable zip: {error}"]
-    scores, problems = parse_scores(scores_text)
-    return problems + check_scores(scores, expected) + check_readme(readme_text, submitting=False)
+    """All problems of a submission zip (empty list: valid).
+
+    The zip is read in memory by :func:`sqa.data.archives.read_text_members`: unsafe or repeated
+    member names, encrypted or oddly compressed members and zip bombs are problems found before
+    anything is inflated, and nothing is extracted to disk.
+    """
+    texts, problems = read_text_members(path, [SCORES_NAME, README_NAME])
+    if problems:
+        return problems
+    scores, problems = parse_scores(texts[SCORES_NAME])
+    return (
+        problems
+        + check_scores(scores, expected)
+        + check_readme(texts[README_NAME], submitting=False)
+    )
 
 
 def write_submission(
@@ -221,7 +221,7 @@ def write_submission(
     problems += [f"score of {i!r} is not finite" for i, v in scores.items() if not math.isfinite(v)]
     problems += check_scores(scores, expected) + check_readme(readme_text)
     if problems:
-        raise DataFormatError("invalid submission: " + "; ".join(dict.fromkeys(problems)))
+        raise DataFormatError("invalid submission: " + summarise_problems(problems))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(SCORES_NAME, text)
@@ -245,7 +245,7 @@ def read_submission_scores(path: str | Path, metric: str = "mos") -> dict[str, f
             [] if len(scores) == len(table) else [f"{source}: sample ids repeat across systems"]
         )
     if problems:
-        raise DataFormatError("; ".join(problems))
+        raise DataFormatError(f"{source}: " + summarise_problems(problems))
     return scores
 
 
