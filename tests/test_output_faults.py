@@ -133,22 +133,14 @@ def test_a_full_disk_or_read_only_output_is_one_line_and_leaves_no_partial_file(
     assert not [item for item in left if item.rsplit(".", 1)[-1] in ("jsonl", "csv", "wav", "pt")]
 
 
+def _score_arguments(root: Path, output: Path) -> list[str]:
+    metrics = ["--metrics", "si_snr,lsd"]
+    return ["score", "--root", str(root), "--ref-dir", str(root / "_reference"), *metrics,
+            "-o", str(output), "--no-progress"]  # fmt: skip
+
+
 def _score(root: Path, output: Path, *extra: str) -> int:
-    return sqa_main(
-        [
-            "score",
-            "--root",
-            str(root),
-            "--ref-dir",
-            str(root / "_reference"),
-            "--metrics",
-            "si_snr,lsd",
-            "-o",
-            str(output),
-            "--no-progress",
-            *extra,
-        ]
-    )
+    return sqa_main([*_score_arguments(root, output), *extra])
 
 
 @pytest.fixture
@@ -254,18 +246,7 @@ def test_sigterm_stops_score_cleanly_and_resume_completes(
     root, whole = scored
     output = tmp_path / "scores.jsonl"
     journal = output.with_name("scores.jsonl.partial")
-    arguments = [
-        "score",
-        "--root",
-        str(root),
-        "--ref-dir",
-        str(root / "_reference"),
-        "--metrics",
-        "si_snr,lsd",
-        "-o",
-        str(output),
-        "--no-progress",
-    ]
+    arguments = _score_arguments(root, output)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_SQA, *arguments],
