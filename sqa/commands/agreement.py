@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sqa.agreement import DEFAULT_RESAMPLES, agreement
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import add_path_argument, checked_table_output
 from sqa.data.records import parse_float
 from sqa.errors import DataFormatError, SqaError
 from sqa.fileio import (
@@ -300,11 +300,7 @@ def _warn_missing(row: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Agreement of score tables with human ratings."""
     arguments = build_parser().parse_args(None if argv is None else list(argv))
-    output = Path(arguments.output) if arguments.output else None
-    if output is not None:
-        if output.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise SqaError(f"--output {output}: use a .json, .csv or .jsonl file")
-        check_writable(output, arguments.force)
+    output = checked_table_output(arguments.output, OUTPUT_SUFFIXES, arguments.force)
     if arguments.resamples < 1:
         raise SqaError("--resamples must be at least 1")
     human = read_human(arguments.human, arguments.human_column)

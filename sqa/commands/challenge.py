@@ -35,12 +35,11 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import add_path_argument, checked_table_output
 from sqa.errors import SqaError
-from sqa.fileio import TABLE_SUFFIXES, check_writable, write_rows
+from sqa.fileio import TABLE_SUFFIXES, write_rows
 
 _MULTIPLIERS = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 
@@ -164,11 +163,7 @@ def _report(result: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Challenge ranking (URGENT categories or CCF-AATC points) from score tables."""
     arguments = build_parser().parse_args(None if argv is None else list(argv))
-    output = Path(arguments.output) if arguments.output else None
-    if output is not None:
-        if output.suffix.lower() not in TABLE_SUFFIXES:
-            raise SqaError(f"--output {output}: use a .csv or .jsonl file")
-        check_writable(output, arguments.force)
+    output = checked_table_output(arguments.output, TABLE_SUFFIXES, arguments.force)
     if arguments.resamples < 1:
         raise SqaError("--resamples must be at least 1")
     from sqa.challenge import score_challenge

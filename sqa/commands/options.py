@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqa.data.records import PATH_RULE_HELP, PATH_RULES, set_path_rule
@@ -80,3 +81,21 @@ def deprecated_alias(old: str, new: str) -> Any:
             setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
     return Alias
+
+
+def checked_table_output(output: str | None, suffixes: Sequence[str], force: bool) -> Path | None:
+    """The ``--output`` of a table-writing command, its suffix and overwrite rule checked first.
+
+    Raises:
+        SqaError: A suffix outside ``suffixes``, or an existing file without ``--force``.
+    """
+    if not output:
+        return None
+    from sqa.errors import SqaError
+    from sqa.fileio import check_writable
+
+    path = Path(output)
+    if path.suffix.lower() not in suffixes:
+        raise SqaError(f"--output {path}: use a {', '.join(suffixes[:-1])} or {suffixes[-1]} file")
+    check_writable(path, force)
+    return path
