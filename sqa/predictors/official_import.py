@@ -7,7 +7,7 @@ whose hidden states (all ``num_hidden_layers + 1``) are mixed by ``softmax(weigh
 key-padding mask; mean over valid frames; one ``metric_proj`` linear; per metric a
 ``RangeActivation`` (both bounds: ``min + (max - min) sigmoid``; lower only:
 ``min + softplus(x - min)``; upper only: ``max - softplus(max - x)``; none: identity), which is
-exactly our :class:`~sqa.predictors.model.RangeActivation` with the target statistics left at 0 / 1.
+exactly our :class:`~sqa.predictors.trunk.RangeActivation` with the target statistics left at 0 / 1.
 The config is HyperPyYAML; its tags are read as plain data, never executed.
 """
 
