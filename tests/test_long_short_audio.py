@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -201,3 +202,44 @@ def test_predict_keeps_short_files_whole_and_windows_long_ones(
     )
     assert [row["sample_id"] for row in rows] == ["short", "long"] and not failures
     assert all(1.0 <= row["metrics"]["mos"] <= 5.0 for row in rows)
+
+
+# Loaded into every process of the run below through PYTHONPATH: in a scoring worker (never the
+# parent), reading a file whose name starts with "crash" kills the process as a native fault would.
+CRASHING_SITECUSTOMIZE = """
+import multiprocessing, os, signal
+import soundfile
+
+_read = soundfile.read
+
+def _read_or_die(file, *args, **kwargs):
+    worker = multiprocessing.current_process().name != "MainProcess"
+    if worker and os.path.basename(os.fspath(file)).startswith("crash"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return _read(file, *args, **kwargs)
+
+soundfile.read = _read_or_die
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_native_crash_costs_one_file_with_any_number_of_jobs(tmp_path: Path, jobs: str) -> None:
+    estimates = tmp_path / "estimates"
+    for index, name in enumerate(("a", "crash", "b")):
+        save_audio(estimates / f"{name}.wav", speech_like(1.0, RATE, seed=index), RATE)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(CRASHING_SITECUSTOMIZE)
+    output = tmp_path / "scores.jsonl"
+    command = [sys.executable, "-m", "sqa", "score", "--dir", str(estimates), "--metrics", "lsd"]
+    command += ["--ref-dir", str(estimates)]
+    command += ["--no-progress", "--jobs", jobs, "--output", str(output)]
+    environment = {**os.environ, "PYTHONPATH": str(hooks)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr
+    entries = {entry["sample_id"]: entry for entry in read_jsonl(output)}
+    reasons = read_jsonl(Path(f"{output}.errors.jsonl"))
+    assert [(error["sample_id"], error["metric"]) for error in reasons] == [("crash", "lsd")]
+    assert "died on this file" in reasons[0]["reason"]
+    assert "lsd" not in entries["crash"]["metrics"]  # score JSONL leaves failed values out
+    assert all(entries[name]["metrics"]["lsd"] is not None for name in ("a", "b"))

@@ -198,7 +198,7 @@ def test_score_stops_with_one_line_when_its_output_folder_is_removed(
 
     monkeypatch.setattr(runner, "score_task", score_then_remove)
     capsys.readouterr()
-    assert _score(root, output) == 2
+    assert _score(root, output, "--jobs", "0") == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(error)
     assert error[-1].startswith("sqa score: error: cannot write") and "deleted" in error[-1]
@@ -220,7 +220,7 @@ def test_ctrl_c_in_score_keeps_a_journal_that_resume_completes(
 
     monkeypatch.setattr(runner, "score_task", interrupted)
     capsys.readouterr()
-    assert _score(root, output) == 130
+    assert _score(root, output, "--jobs", "0") == 130
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("sqa score: interrupted; 2 of 6 file(s) are kept in")
     assert line.endswith("rerun the same command with --resume to continue")
@@ -228,15 +228,20 @@ def test_ctrl_c_in_score_keeps_a_journal_that_resume_completes(
     assert _score(root, output, "--resume") == 0 and output.read_text() == whole
 
 
-SLOW_SQA = """
-import runpy, time
-import sqa.metrics.runner as runner
-score_task = runner.score_task
-def slow(task):
-    time.sleep(0.4)  # time to send the signal while files are being scored
-    return score_task(task)
-runner.score_task = slow
-runpy.run_module("sqa", run_name="__main__", alter_sys=True)
+# Found through PYTHONPATH by every process of the run: the scoring worker reads slowly, which
+# leaves time to send the signal while files are being scored.
+SLOW_WORKER_SITECUSTOMIZE = """
+import multiprocessing, time
+import soundfile
+
+_read = soundfile.read
+
+def _slow_read(*args, **kwargs):
+    if multiprocessing.current_process().name != "MainProcess":
+        time.sleep(0.2)
+    return _read(*args, **kwargs)
+
+soundfile.read = _slow_read
 """
 
 
@@ -247,9 +252,12 @@ def test_sigterm_stops_score_cleanly_and_resume_completes(
     output = tmp_path / "scores.jsonl"
     journal = output.with_name("scores.jsonl.partial")
     arguments = _score_arguments(root, output)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_WORKER_SITECUSTOMIZE)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])}
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SQA, *arguments],
+        [sys.executable, "-m", "sqa", *arguments],
         stderr=subprocess.PIPE,
         text=True,
         env=environment,

@@ -112,7 +112,7 @@ def test_resume_gives_the_same_file_as_an_uninterrupted_run(
     monkeypatch.setattr(runner, "score_task", interrupted)
     resumed = tmp_path / "resumed.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        _run(corpus, resumed)
+        _run(corpus, resumed, "--jobs", "0")  # the interruption is patched into this process
     journal = tmp_path / "resumed.jsonl.partial"
     assert not resumed.exists() and len(journal.read_text().splitlines()) == 5
     with pytest.raises(SqaError, match="--resume"):

@@ -77,7 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-metrics", nargs=0, action=_ListMetrics, help="list known metrics and exit"
     )
     parser.add_argument("--output", "-o", required=True, help=".jsonl, .csv or Kaldi dir")
-    parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        help="worker processes; each file is scored in a worker, so a native crash costs one file "
+        "(0: score in this process, without that isolation, e.g. for a debugger)",
+    )
     parser.add_argument("--shard", default="0/1", metavar="I/N", help="score only shard I of N")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted job")
     parser.add_argument(
@@ -219,8 +226,8 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])
     arguments = build_parser().parse_args(argv)
-    if arguments.jobs < 1:
-        raise SqaError("--jobs must be at least 1")
+    if arguments.jobs < 0:
+        raise SqaError("--jobs must be 0 (this process) or a number of worker processes")
     shard_index, shard_count = parse_shard(arguments.shard)
     tasks = build_tasks(arguments)
     has_references = arguments.ref_dir is not None or arguments.ref_scp is not None

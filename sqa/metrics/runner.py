@@ -183,13 +183,16 @@ def run_tasks(
     jobs: int = 1,
     progress: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Score tasks in ``jobs`` processes (1: in this process), yielding entries as they finish.
+    """Score tasks in ``jobs`` worker processes (0: in this process), yielding finished entries.
+
+    Even one job runs in a worker process: a metric's native code that crashes (a segmentation
+    fault, the OOM killer) then costs that file, which gets NaN with a reason, never the run.
 
     Args:
         tasks: Files to score.
         metric_names: Registry keys to compute.
         options: Backend options.
-        jobs: Worker processes (1: score in this process).
+        jobs: Worker processes (0: score in this process, without crash isolation).
         progress: Show a tqdm bar on stderr.
 
     Yields:
@@ -200,7 +203,7 @@ def run_tasks(
 
     bar = tqdm(total=len(tasks), unit="file", file=sys.stderr, disable=not progress or not tasks)
     announced: set[str] = set()
-    if jobs <= 1:
+    if jobs <= 0:
         entries = _in_process(tasks, metric_names, options)
     else:
         entries = map_isolating_crashes(
