@@ -200,6 +200,24 @@ def test_predict_scp_dir_refuses_blank_ids_before_predicting(
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_scp_dir_refuses_an_existing_scp_before_predicting(
+    tmp_path: Path, predictor: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "corpus"
+    write_system_folders(root, SYSTEMS, 2, duration=0.5)
+    scp_dir = tmp_path / "out" / "scp"
+    scp_dir.mkdir(parents=True)
+    (scp_dir / "mos.scp").write_text("kept 1.0\n")
+    command = [*audio_command("predict", root, tmp_path / "out", predictor), "--scp-dir"]
+    assert sqa_main([*command, str(scp_dir)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "mos.scp exists" in error[-1] and "--force" in error[-1] and "Traceback" not in error
+    assert not (tmp_path / "out" / "p.jsonl").exists()  # stopped before predicting anything
+    assert (scp_dir / "mos.scp").read_text() == "kept 1.0\n"
+    assert sqa_main([*command, str(scp_dir), "--force"]) == 0
+    assert len(read_scp(scp_dir / "mos.scp")) == 4
+
+
 def _never_called(task: runner.ScoreTask) -> dict:
     raise AssertionError("scored although the output cannot hold the result")
 

@@ -84,6 +84,16 @@ def metric_scp_keys(
     return keys
 
 
+def scp_destinations(folder: str | Path, names: Sequence[str], force: bool) -> list[Path]:
+    """The ``<metric>.scp`` path of every name, checked: called before predicting, so that an
+    existing file (without ``--force``) or a bad name stops the run before any work."""
+    # The names come from the checkpoint: plain names only, never a path.
+    return [
+        check_writable(inside(folder, check_metric_name(name, "the model"), suffix=".scp"), force)
+        for name in names
+    ]
+
+
 def write_metric_scps(
     folder: str | Path, rows: Sequence[dict], keys: dict[tuple[str, str], str], force: bool
 ) -> list[Path]:
@@ -92,9 +102,7 @@ def write_metric_scps(
 
     names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
     written = []
-    for name in names:  # names come from the checkpoint: plain names only, never a path
-        file_name = check_metric_name(name, "the model")
-        destination = check_writable(inside(folder, file_name, suffix=".scp"), force)
+    for name, destination in zip(names, scp_destinations(folder, names, force), strict=True):
         entries = {
             keys[(row["system_id"], row["sample_id"])]: f"{row['metrics'][name]:.6f}"
             for row in rows
@@ -125,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scp_keys = metric_scp_keys(records, arguments.scp_dir) if arguments.scp_dir else {}
     model = load_predictor(checkpoint, arguments.device, "sqa predict --checkpoint")
     metrics = [m.strip() for m in arguments.metrics.split(",")] if arguments.metrics else None
+    if arguments.scp_dir:
+        scp_destinations(arguments.scp_dir, metrics or model.metric_names, arguments.force)
     settings = PredictionSettings(
         arguments.batch_seconds, arguments.max_batch_size, arguments.device, metrics
     )
