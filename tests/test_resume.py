@@ -145,6 +145,46 @@ def test_predictor_resumed_after_kill_equals_an_uninterrupted_run(
     )
 
 
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_resume_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from sqa.cli import main
+
+    write_labelled_clips(tmp_path, 8)
+    common = [
+        "train-predictor", "--train", "data.jsonl", "--valid", "data.jsonl", "--preset",
+        "compact-mel", "--metrics", "mos", "--max-steps", "5", "--batch-seconds", "1",
+        "--max-seconds", "0.3", "--valid-every", "2", "--threads", "1",
+    ]  # fmt: skip
+    _sqa([*common, "--output-dir", "clean"], tmp_path, capsys)
+    real_fsync, checkpoints = os.fsync, []
+
+    def fsync(descriptor: int) -> None:  # the disk fills up while last.pt of step 4 is written
+        if os.readlink(f"/proc/self/fd/{descriptor}").startswith(str(tmp_path / "run" / ".last")):
+            checkpoints.append(descriptor)
+            if len(checkpoints) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main([*common, "--output-dir", "run"]) == 2
+    monkeypatch.undo()
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    last_line = error.strip().splitlines()[-1]
+    assert last_line.startswith("sqa train-predictor: error: ") and "No space left" in last_line
+    run = tmp_path / "run"
+    assert _payload(run / "last.pt")["training_state"]["progress"]["step"] == 2  # the one before
+    assert not list(run.glob(".*.tmp"))
+    _sqa(["train-predictor", "--resume", "--output-dir", "run"], tmp_path, capsys)
+    assert _assert_resumed_equals_uninterrupted(tmp_path / "clean", run) == 0.0
+    assert _log(run / "log.jsonl") == _log(tmp_path / "clean" / "log.jsonl")
+
+
 def test_predictor_resume_and_force_follow_the_one_rule(tmp_path: Path) -> None:
     from sqa.commands.train_predictor import main
     from sqa.errors import SqaError
