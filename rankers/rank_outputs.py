@@ -30,10 +30,11 @@ def side_outputs(output: Path) -> tuple[Path, Path]:
 
 
 def describe_unreadable(unreadable: Sequence[Sequence[str]]) -> str:
-    """The first five ``system/utterance: reason`` entries, joined."""
-    return "; ".join(
+    """The first five ``system/utterance: reason`` entries, joined (and how many more)."""
+    shown = "; ".join(
         f"{system}/{utterance}: {reason}" for system, utterance, reason in unreadable[:5]
     )
+    return shown + (f" (and {len(unreadable) - 5} more)" if len(unreadable) > 5 else "")
 
 
 def per_file_scores(table: np.ndarray) -> np.ndarray:
@@ -140,9 +141,11 @@ def write_outputs(
 def report(summary: dict, output: Path) -> None:
     """Print what was skipped (stderr), the correlation with MOS (stdout) and the output path."""
     if summary["unreadable"]:
+        for system, utterance, reason in summary["unreadable"]:  # one reason per file
+            print(f"sqa rank: skipping {system}/{utterance}: {reason}", file=sys.stderr)
         print(
             f"sqa rank: skipped {len(summary['skipped_utterances'])} utterance(s) with unusable "
-            f"files: {describe_unreadable(summary['unreadable'])}",
+            "files (an utterance is compared in every system or in none)",
             file=sys.stderr,
         )
     if summary.get("adaptive"):

@@ -74,17 +74,27 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
     spec = kaldi_audio.parse_audio_spec(str(path))  # foo.ark:12, rec.wav[a:b]; refuses pipes
     if spec is not None:
         return kaldi_audio.read_audio_spec(spec, str(path))
-    _check_readable(path)
-    if path.stat().st_size == 0:
-        raise EmptyAudioError(f"{path}: file is empty (0 bytes)")
+    _check_readable_audio(path)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise UnreadableAudioError(
-            f"{path}: cannot decode audio (corrupt or not an audio file): {reason}"
-        ) from None
+        raise _undecodable(path, error) from None
     return data, int(rate)
+
+
+def _check_readable_audio(path: Path) -> None:
+    """:func:`_check_readable`, then refuse an empty file (libsndfile calls it "not recognised")."""
+    _check_readable(path)
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(f"{path}: file is empty (0 bytes)")
+
+
+def _undecodable(path: Path, error: Exception) -> UnreadableAudioError:
+    """The one reason for a file that libsndfile cannot open, whether its header or its data."""
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return UnreadableAudioError(
+        f"{path}: cannot decode audio (corrupt or not an audio file): {reason}"
+    )
 
 
 def link_problem(path: Path) -> str | None:
@@ -315,9 +325,9 @@ def audio_duration(path: PathLike) -> float:
     if spec is not None:
         frames, rate = kaldi_audio.audio_spec_info(spec, str(source))
         return frames / float(rate)
-    _check_readable(source)
+    _check_readable_audio(source)
     try:
         info = soundfile.info(str(source))
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as error:
-        raise UnreadableAudioError(f"{source}: cannot read audio header: {error}") from None
+        raise _undecodable(source, error) from None
     return info.frames / float(info.samplerate)

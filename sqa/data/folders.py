@@ -128,10 +128,13 @@ def discover_systems(
     if not base.is_dir():
         raise DataFormatError(f"{base}: not a folder")
     excluded = {Path(path).resolve() for path in exclude}
-    systems, skipped = {}, []
+    systems, skipped, without_audio = {}, [], []
     for entry in sorted(base.iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
         # _scan_audio, not list_audio: recognising a system says nothing (listing it warns)
-        if not entry.is_dir() or entry.name.startswith(".") or not _scan_audio(entry)[0]:
+        if not _scan_audio(entry)[0]:
+            without_audio.append(entry.name)
             continue
         if (skip_references and entry.name == REFERENCE_FOLDER) or entry.resolve() in excluded:
             skipped.append(entry.name)
@@ -140,6 +143,9 @@ def discover_systems(
     if skipped:
         warnings.warn(f"{base}: not ranking or scoring reference folder(s) {', '.join(skipped)}",
                       stacklevel=2)  # fmt: skip
+    if without_audio and systems:  # an empty system folder would otherwise vanish unnoticed
+        warnings.warn(f"{base}: sub-folder(s) without audio files, not taken as systems: "
+                      f"{', '.join(without_audio)}", stacklevel=2)  # fmt: skip
     if not systems:
         raise DataFormatError(
             f"{base}: no sub-folder with audio files ({', '.join(AUDIO_EXTENSIONS)})"

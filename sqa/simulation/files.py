@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,31 @@ def pool_files(
             )
     if every > 0:
         files = [file for index, file in enumerate(files) if (index % every == 0) == holdout]
-    return files
+    return usable_pool_files(files, path)
+
+
+def usable_pool_files(files: list[Path], source: Path) -> list[Path]:
+    """The files that decode to valid audio; each other one is named with its reason in a warning.
+
+    Every pool file is read once here (the commands read them all anyway), so that an empty,
+    corrupt, silent or NaN file is left out with a reason instead of stopping the run midway.
+
+    Raises:
+        DataFormatError: No file of a non-empty pool is usable.
+    """
+    from sqa.errors import AudioError
+
+    usable = []
+    for file in files:
+        try:
+            load_audio(file)
+        except AudioError as error:
+            warnings.warn(f"skipping pool file {error}", stacklevel=3)
+            continue
+        usable.append(file)
+    if files and not usable:
+        raise DataFormatError(f"{source}: none of its {len(files)} pool file(s) is usable audio")
+    return usable
 
 
 def audio_segments(files: list[Path], rate: int, seconds: float) -> list[np.ndarray]:
