@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sqa.predictors import TrunkConfig, UniVersaConfig
 from sqa.errors import SqaError
+from sqa.predictors import TrunkConfig, UniVersaConfig
 from sqa.predictors.schedule import (
     bar_postfix,
     effective_warmup,
