@@ -58,7 +58,10 @@ def build_rank_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--symmetric", action="store_true", help="average both input orders")
     parser.add_argument("--adaptive", action="store_true", help="compare only uncertain pairs")
-    parser.add_argument("--mos", metavar="CSV", help="human MOS (per file or per system)")
+    parser.add_argument(
+        "--mos", metavar="CSV",
+        help="human MOS: CSV/JSONL per file or per system, or a labelled folder (URGENT-PK root)",
+    )  # fmt: skip
     parser.add_argument("--mos-column", default="mos", help="column of --mos")
     parser.add_argument("--output", required=True, help="ranking table (.csv or .jsonl)")
     parser.add_argument("--per-file", metavar="TABLE", help="per-file win probability table")

@@ -175,7 +175,22 @@ def read_mos_table(
 
 
 def read_system_mos(path: str | os.PathLike[str], column: str = "mos") -> dict[str, float]:
-    """System -> mean MOS, from per-file rows or one row per system (no utterance column)."""
+    """System -> mean MOS, from per-file rows or one row per system (no utterance column).
+
+    A folder (URGENT-PK root with ``<team>/mos.scp``, Kaldi folder with ``mos.scp``) is read as a
+    listing: each system's mean over its labelled files (missing labels are left out).
+    """
+    if Path(path).is_dir():
+        from sqa.data import load_records
+
+        labelled: dict[str, list[float]] = {}
+        for record in load_records(path):
+            value = record.metrics.get(column, math.nan)
+            if math.isfinite(value):
+                labelled.setdefault(record.system_id, []).append(value)
+        if not labelled:
+            raise DataFormatError(f"{path}: no file has a {column!r} label")
+        return {system: float(np.mean(items)) for system, items in labelled.items()}
     rows = read_rows(path)
     if rows and ("sample_id" in rows[0] or "utterance_id" in rows[0]):
         values: dict[str, list[float]] = {}

@@ -1,4 +1,5 @@
-"""`sqa train-predictor`: warm-up scaled to short runs, and a step progress bar on stderr."""
+"""`sqa train-predictor`: warm-up scaled to short runs, a step progress bar on stderr, and the
+Track-2 baseline's options (linear decay, unstandardised targets)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from sqa.errors import SqaError
 from sqa.predictors import TrunkConfig, UniVersaConfig
-from sqa.predictors.schedule import bar_postfix, effective_warmup, total_steps, warmup_factor
+from sqa.predictors.schedule import (
+    bar_postfix,
+    effective_warmup,
+    schedule_factor,
+    total_steps,
+    warmup_factor,
+)
 from sqa.predictors.train import PredictorTrainer, TrainConfig
 from sqa.synthetic import write_labelled_clips
 
@@ -71,3 +79,45 @@ def test_short_run_scales_warmup_and_shows_a_bar(
         json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     ]
     assert {row["warmup_steps"] for row in logged if "train_loss" in row} == {2}  # in the log
+
+
+def test_linear_schedule_decays_to_zero_after_the_warm_up() -> None:
+    linear = [schedule_factor(step, 2, 6, "linear") for step in range(6)]
+    assert linear == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+    constant = [schedule_factor(step, 2, 6, "constant") for step in range(6)]
+    assert constant == pytest.approx([0.5, 1, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="cosine"):
+        schedule_factor(0, 2, 6, "cosine")
+
+
+def _trainer_config(tmp_path: Path, **settings: object) -> TrainConfig:
+    return TrainConfig(
+        train=(str(_tiny_data(tmp_path)),), output_dir=str(tmp_path / "run"),
+        model=UniVersaConfig(front_end="mel", trunk=TINY, metrics=("mos", "sdr")),
+        max_steps=4, epochs=1000, batch_seconds=4.0, valid_every=1000, num_threads=1,
+        warmup_steps=1, **settings,
+    )  # fmt: skip
+
+
+def test_track2_baseline_options_unstandardised_targets_and_linear_decay(
+    tmp_path: Path, restore_threads: None
+) -> None:
+    standardised = PredictorTrainer(_trainer_config(tmp_path / "a"))
+    assert standardised.model.target_std.tolist() != [1.0, 1.0]  # the default: label statistics
+    trainer = PredictorTrainer(
+        _trainer_config(tmp_path / "b", standardise_targets=False, lr_schedule="linear")
+    )
+    assert trainer.model.target_mean.tolist() == [0.0, 0.0]
+    assert trainer.model.target_std.tolist() == [1.0, 1.0]
+    applied: list[float] = []
+    step = trainer.optimizer.step
+
+    def recording_step(*arguments: object, **keywords: object) -> object:
+        applied.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*arguments, **keywords)
+
+    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    trainer.run()
+    assert applied == pytest.approx([1e-3, 1e-3, 2e-3 / 3, 1e-3 / 3])
+    with pytest.raises(SqaError, match="lr_schedule must be one of constant, linear"):
+        PredictorTrainer(_trainer_config(tmp_path / "c", lr_schedule="cosine"))

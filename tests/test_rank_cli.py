@@ -245,3 +245,21 @@ def test_train_ranker_reads_a_config_file_and_set_overrides(tmp_path: Path) -> N
     (tmp_path / "bad.yaml").write_text("epoch: 3\n")
     with pytest.raises(SqaError, match="bad.yaml: unknown field"):
         load_config(tmp_path / "bad.yaml", TrainConfig)
+
+
+def test_mos_from_a_labelled_urgentpk_root(tmp_path: Path) -> None:
+    from rankers.data import read_system_mos
+    from sqa.data import AudioRecord, write_urgentpk
+
+    wave = tmp_path / "a.wav"
+    soundfile.write(wave, np.zeros(1600, dtype=np.float32) + 0.1, 16000)
+    labels = {("good", "u1"): 4.0, ("good", "u2"): 3.0, ("bad", "u1"): 2.0, ("bad", "u2"): None}
+    records = [
+        AudioRecord(sample_id=utterance, system_id=team, path=str(wave), utterance_id=utterance,
+                    metrics={} if mos is None else {"mos": mos})
+        for (team, utterance), mos in labels.items()
+    ]  # fmt: skip
+    write_urgentpk(tmp_path / "pk", records, {"tr": ["u1"], "cv": ["u2"], "tt": []})
+    assert read_system_mos(tmp_path / "pk") == {"good": 3.5, "bad": 2.0}  # missing label left out
+    with pytest.raises(SqaError, match="no file has a 'dnsmos' label"):
+        read_system_mos(tmp_path / "pk", "dnsmos")

@@ -1,12 +1,13 @@
 """Learning-rate warm-up and the step progress bar of ``sqa train-predictor``.
 
-The paper's warm-up is 25 000 linear steps, then a constant learning rate. A run shorter than its
-warm-up would never reach the peak rate (a 30-step run would end at ``30 / 25000`` of it), so
-:func:`effective_warmup` shrinks the warm-up to :data:`SHORT_RUN_WARMUP_FRACTION` of the run's
-total steps and says so in one stderr line. Ten per cent is the usual warm-up ratio of short
-fine-tuning schedules (BERT-style recipes use 6-10 %): long enough for AdamW's second-moment
-estimates to settle before full-size updates, short enough that 90 % of the run trains at the
-configured rate. Runs at least as long as their warm-up keep it unchanged.
+The paper's warm-up is 25 000 linear steps, then a constant learning rate (``lr_schedule:
+constant``; ``linear`` decays to 0 at the last update, as the Track-2 baseline does). A run shorter
+than its warm-up would never reach the peak rate (a 30-step run would end at ``30 / 25000`` of it),
+so :func:`effective_warmup` shrinks the warm-up to :data:`SHORT_RUN_WARMUP_FRACTION` of the run's
+total steps and says so in one stderr line. Ten per cent is the usual warm-up ratio of short fine-
+tuning schedules (BERT-style recipes use 6-10 %): long enough for AdamW's second-moment estimates
+to settle before full-size updates, short enough that 90 % of the run trains at the configured
+rate. Runs at least as long as their warm-up keep it unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     if warmup_steps <= 0:
         return 1.0
     return min(1.0, (step + 1) / warmup_steps)
+
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+def schedule_factor(step: int, warmup_steps: int, total: int, schedule: str = "constant") -> float:
+    """Learning-rate multiplier of a whole run: the warm-up, then constant or linear decay.
+
+    ``"linear"`` decays from 1 after the warm-up to 0 at the last update, the schedule of the
+    URGENT 2026 Track-2 baseline (``transformers.get_linear_schedule_with_warmup``).
+
+    Args:
+        step: Zero-based index of the update about to be made.
+        warmup_steps: Warm-up length (0 or less: no warm-up).
+        total: Total updates of the run (0: unknown, no decay).
+        schedule: One of :data:`LR_SCHEDULES`.
+
+    Returns:
+        The multiplier in [0, 1].
+
+    Raises:
+        ValueError: Unknown ``schedule``.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+    if step < warmup_steps or schedule == "constant" or total <= 0:
+        return warmup_factor(step, warmup_steps)
+    return max(0.0, (total - step) / max(1, total - max(warmup_steps, 0)))
 
 
 def total_steps(max_steps: int, epochs: int, batches_per_epoch: int) -> int:

@@ -45,11 +45,12 @@ from sqa.predictors.losses import label_statistics, masked_standardised_mse
 from sqa.predictors.model import MODEL_KIND, UniVersa, UniVersaConfig
 from sqa.predictors.run_support import TrainingLog, front_end_licence, usable_training_records
 from sqa.predictors.schedule import (
+    LR_SCHEDULES,
     bar_postfix,
     effective_warmup,
+    schedule_factor,
     step_bar,
     total_steps,
-    warmup_factor,
 )
 from sqa.predictors.validation import (
     criterion_direction,
@@ -88,6 +89,9 @@ class TrainConfig:
         num_threads: Torch CPU threads (0: torch's default; 1 is fastest on a busy machine).
         cache_frozen_features: Remember a frozen Distill-MOS front end's outputs per window
             (whole files only, i.e. without ``max_seconds``): later epochs skip the network.
+        lr_schedule: ``"constant"`` after the warm-up (paper) or ``"linear"`` decay to 0 (Track 2).
+        standardise_targets: Standardise each metric by its training mean / std in the loss
+            (False: plain MSE on the raw values, as the Track-2 baseline trains).
     """
 
     train: tuple[str, ...] = ()
@@ -112,6 +116,8 @@ class TrainConfig:
     num_workers: int = 0
     num_threads: int = 0
     cache_frozen_features: bool = True
+    lr_schedule: str = "constant"
+    standardise_targets: bool = True
 
 
 class PredictorTrainer:
@@ -121,6 +127,8 @@ class PredictorTrainer:
         from sqa.runs import seed_everything
 
         self.config = config
+        if config.lr_schedule not in LR_SCHEDULES:
+            raise SqaError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         context = distributed_context(config.device)
@@ -164,6 +172,8 @@ class PredictorTrainer:
         self.train_records = [records[index] for index in usable]
         labels = label_matrix(self.train_records, names)
         mean, std = label_statistics(labels)
+        if not config.standardise_targets:  # raw-value MSE: statistics 0 / 1
+            mean, std = torch.zeros_like(mean), torch.ones_like(std)
         self.model.set_target_statistics(
             dict(zip(names, mean.tolist(), strict=True)),
             dict(zip(names, std.tolist(), strict=True)),
@@ -256,8 +266,8 @@ class PredictorTrainer:
             batch = (torch.zeros(1, sample_rate), torch.tensor([sample_rate]), nan)
         waveform, lengths, labels = (item.to(self.device) for item in batch)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.config.learning_rate * warmup_factor(
-                self.state["step"], self.warmup_steps
+            group["lr"] = self.config.learning_rate * schedule_factor(
+                self.state["step"], self.warmup_steps, self.total_steps, self.config.lr_schedule
             )
         output = self.network(waveform, lengths)
         loss, _ = masked_standardised_mse(
