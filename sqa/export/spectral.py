@@ -1,0 +1,82 @@
+"""Real-valued STFT / ISTFT for export: ``torch.stft`` / ``torch.istft`` as convolutions.
+
+Both match ``torch.stft(..., center=True, pad_mode="reflect", return_complex=True)`` and
+``torch.istft(..., center=True, length=...)`` with a periodic Hann window, but keep real and
+imaginary parts as separate ``(B, F, T)`` tensors so that the ONNX graph has no complex types.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _dft_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine bases ``(F, n_fft)`` (float64) with ``F = n_fft // 2 + 1``."""
+    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
+    samples = torch.arange(n_fft, dtype=torch.float64).unsqueeze(0)
+    angle = 2 * math.pi * bins * samples / n_fft
+    return torch.cos(angle) * window, torch.sin(angle) * window
+
+
+class RealSTFT(nn.Module):
+    """Forward STFT as one strided ``conv1d`` with a windowed DFT basis.
+
+    Args:
+        n_fft: FFT size (and window length).
+        hop: Hop in samples.
+    """
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        window = torch.hann_window(n_fft, dtype=torch.float64)
+        cosine, sine = _dft_basis(n_fft, window)
+        kernel = torch.cat([cosine, -sine]).unsqueeze(1).float()
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T)`` -> real and imaginary parts ``(B, F, 1 + T // hop)`` each."""
+        padded = F.pad(waveform.unsqueeze(1), (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        spectrum = F.conv1d(padded, self.kernel, stride=self.hop)
+        return spectrum.chunk(2, dim=1)
+
+
+class RealISTFT(nn.Module):
+    """Inverse STFT as ``conv_transpose1d`` (overlap-add) divided by the window envelope.
+
+    Args:
+        n_fft: FFT size (and window length).
+        hop: Hop in samples.
+    """
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        window = torch.hann_window(n_fft, dtype=torch.float64)
+        cosine, sine = _dft_basis(n_fft, window)
+        weights = torch.full((n_fft // 2 + 1, 1), 2.0, dtype=torch.float64)
+        weights[0] = 1.0
+        if n_fft % 2 == 0:
+            weights[-1] = 1.0
+        kernel = torch.cat([cosine * weights, -sine * weights]) / n_fft
+        self.register_buffer("kernel", kernel.unsqueeze(1).float(), persistent=False)
+        self.register_buffer(
+            "envelope_kernel", (window**2).view(1, 1, -1).float(), persistent=False
+        )
+
+    def forward(
+        self, real: torch.Tensor, imaginary: torch.Tensor, length: torch.Tensor
+    ) -> torch.Tensor:
+        """Real and imaginary ``(B, F, T)`` -> waveform ``(B, length)``."""
+        frames = F.conv_transpose1d(
+            torch.cat([real, imaginary], dim=1), self.kernel, stride=self.hop
+        )
+        ones = torch.ones_like(real[:1, :1])
+        envelope = F.conv_transpose1d(ones, self.envelope_kernel, stride=self.hop)
+        start = self.n_fft // 2
+        output = frames[:, 0, start:] / envelope[:, 0, start:]
+        return output[:, :length]
