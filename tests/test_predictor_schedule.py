@@ -25,6 +25,19 @@ from sqa.synthetic import write_labelled_clips
 TINY = TrunkConfig(num_layers=1, num_heads=2, d_model=16, ffn_dim=32, dropout=0.0)
 
 
+def _record_learning_rates(trainer: PredictorTrainer) -> list[float]:
+    """The list that receives the learning rate of every update ``trainer`` makes from now on."""
+    applied: list[float] = []
+    step = trainer.optimizer.step
+
+    def recording_step(*arguments: object, **keywords: object) -> object:
+        applied.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*arguments, **keywords)
+
+    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    return applied
+
+
 def test_total_steps_and_warmup_scaling() -> None:
     assert total_steps(0, 3, 7) == 21
     assert total_steps(30, 1000, 4) == 30
@@ -61,14 +74,7 @@ def test_short_run_scales_warmup_and_shows_a_bar(
     assert config.warmup_steps == 25000  # the paper's default, far longer than this run
     trainer = PredictorTrainer(config)
     assert (trainer.total_steps, trainer.warmup_steps) == (20, 2)
-    applied: list[float] = []
-    step = trainer.optimizer.step
-
-    def recording_step(*arguments: object, **keywords: object) -> object:
-        applied.append(trainer.optimizer.param_groups[0]["lr"])
-        return step(*arguments, **keywords)
-
-    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    applied = _record_learning_rates(trainer)
     assert trainer.run()["step"] == 20
     assert applied == pytest.approx([5e-4] + [1e-3] * 19)
     error = capsys.readouterr().err
@@ -109,14 +115,7 @@ def test_track2_baseline_options_unstandardised_targets_and_linear_decay(
     )
     assert trainer.model.target_mean.tolist() == [0.0, 0.0]
     assert trainer.model.target_std.tolist() == [1.0, 1.0]
-    applied: list[float] = []
-    step = trainer.optimizer.step
-
-    def recording_step(*arguments: object, **keywords: object) -> object:
-        applied.append(trainer.optimizer.param_groups[0]["lr"])
-        return step(*arguments, **keywords)
-
-    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    applied = _record_learning_rates(trainer)
     trainer.run()
     assert applied == pytest.approx([1e-3, 1e-3, 2e-3 / 3, 1e-3 / 3])
     with pytest.raises(SqaError, match="lr_schedule must be one of constant, linear"):
