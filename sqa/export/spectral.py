@@ -22,8 +22,8 @@ def _dft_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return torch.cos(angle) * window, torch.sin(angle) * window
 
 
-class RealSTFT(nn.Module):
-    """Forward STFT as one strided ``conv1d`` with a windowed DFT basis.
+class _Transform(nn.Module):
+    """What both directions share: the sizes, the periodic Hann window and its DFT bases.
 
     Args:
         n_fft: FFT size (and window length).
@@ -33,8 +33,16 @@ class RealSTFT(nn.Module):
     def __init__(self, n_fft: int, hop: int) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
-        window = torch.hann_window(n_fft, dtype=torch.float64)
-        cosine, sine = _dft_basis(n_fft, window)
+        self.window = torch.hann_window(n_fft, dtype=torch.float64)  # float64 until registered
+        self.cosine, self.sine = _dft_basis(n_fft, self.window)
+
+
+class RealSTFT(_Transform):
+    """Forward STFT as one strided ``conv1d`` with a windowed DFT basis."""
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__(n_fft, hop)
+        cosine, sine = self.cosine, self.sine
         kernel = torch.cat([cosine, -sine]).unsqueeze(1).float()
         self.register_buffer("kernel", kernel, persistent=False)
 
@@ -45,19 +53,12 @@ class RealSTFT(nn.Module):
         return spectrum.chunk(2, dim=1)
 
 
-class RealISTFT(nn.Module):
-    """Inverse STFT as ``conv_transpose1d`` (overlap-add) divided by the window envelope.
-
-    Args:
-        n_fft: FFT size (and window length).
-        hop: Hop in samples.
-    """
+class RealISTFT(_Transform):
+    """Inverse STFT as ``conv_transpose1d`` (overlap-add) divided by the window envelope."""
 
     def __init__(self, n_fft: int, hop: int) -> None:
-        super().__init__()
-        self.n_fft, self.hop = n_fft, hop
-        window = torch.hann_window(n_fft, dtype=torch.float64)
-        cosine, sine = _dft_basis(n_fft, window)
+        super().__init__(n_fft, hop)
+        window, cosine, sine = self.window, self.cosine, self.sine
         weights = torch.full((n_fft // 2 + 1, 1), 2.0, dtype=torch.float64)
         weights[0] = 1.0
         if n_fft % 2 == 0:
