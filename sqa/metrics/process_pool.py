@@ -60,7 +60,16 @@ def _run_pool(
         while pending or running:
             while pending and len(running) < workers * QUEUED_PER_WORKER and not suspects:
                 item = pending.pop(0)
-                running[executor.submit(function, item)] = item
+                try:
+                    running[executor.submit(function, item)] = item
+                except BrokenProcessPool:  # a worker died after the last wait returned
+                    # Never started: back in line for the next pool; with nothing running it is
+                    # retried alone instead, so that a pool that breaks at once still progresses.
+                    if running:
+                        pending.insert(0, item)
+                    else:
+                        suspects.append(item)
+                    break
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
