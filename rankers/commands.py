@@ -26,7 +26,7 @@ from rankers.rank_outputs import (
 from rankers.ranking import RankOptions, RankRun, correlations, mean_rows, run_ranker, run_scalar
 from sqa.commands.options import add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments
-from sqa.errors import SqaError
+from sqa.errors import NothingUsableError, SqaError
 from sqa.fileio import check_writable
 
 if TYPE_CHECKING:  # torch is imported only when a ranker runs (`sqa rank --help` stays fast)
@@ -141,7 +141,7 @@ def rank_main(argv: Sequence[str]) -> int:
     options = RankOptions(**{name: getattr(arguments, name) for name in RANK_OPTION_NAMES})
     run = run_scalar(options, homologous) if options.scores else run_ranker(options, homologous)
     if len(run.skipped) == len(homologous.utterances):
-        raise SqaError(
+        raise NothingUsableError(
             "no utterance could be read in every system: "
             + describe_unreadable(run.summary["unreadable"])
         )

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
 from sqa.commands.options import add_config_arguments, add_resume_arguments, deprecated_alias
 from sqa.commands.sources import add_run_arguments, add_source_arguments
-from sqa.errors import AudioError, CheckpointError, SqaError
+from sqa.errors import AudioError, CheckpointError, NothingUsableError, SqaError
 from sqa.fileio import check_writable, dumps_json, inside, write_rows
 from sqa.runs import check_resume
 
@@ -194,7 +194,7 @@ def enhance_main(argv: Sequence[str]) -> int:
             failures += 1
             warnings.warn(f"skipped {source}: {error}", stacklevel=1)
     if failures == len(files):
-        raise SqaError("no file could be enhanced")
+        raise NothingUsableError(f"no file could be enhanced ({failures} skipped)")
     print(
         f"enhanced {len(files) - failures} file(s) into {arguments.output}"
         + (f"; skipped {failures}" if failures else ""),

@@ -209,7 +209,7 @@ def test_nothing_usable_exits_non_zero_and_writes_nothing(
     output = tmp_path / "out"
     output.mkdir()
     run = _run(name, root, output)
-    assert run["code"] != 0 and "Traceback" not in run["text"]
+    assert run["code"] == 1 and "Traceback" not in run["text"]  # 1: nothing usable
     tables = [p for p in output.rglob("*") if p.suffix in (".jsonl", ".csv", ".wav", ".json")]
     assert [p.name for p in tables if not p.name.endswith(".errors.jsonl")] == []
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqa.commands.options import add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data.records import AudioRecord
-from sqa.errors import DataFormatError, SqaError
+from sqa.errors import DataFormatError, NothingUsableError
 from sqa.fileio import check_metric_name, check_writable, inside, write_rows
 from sqa.predictors.loading import load_predictor
 
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as bar:
         rows = prediction_rows(model, records, settings, report, bar.update)
     if not rows:
-        raise SqaError(f"no file could be scored ({len(failures)} failed)")
+        raise NothingUsableError(f"no file could be scored ({len(failures)} failed)")
     write_rows(arguments.output, rows, force=arguments.force)
     if arguments.scp_dir:
         write_metric_scps(arguments.scp_dir, rows, scp_keys, arguments.force)
