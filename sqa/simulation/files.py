@@ -11,7 +11,7 @@ import numpy as np
 from sqa.audio import load_audio
 from sqa.data import describe_source, folders, load_records
 from sqa.data.kaldi import read_audio_scp
-from sqa.errors import DataFormatError
+from sqa.errors import AudioError, DataFormatError
 
 
 def pool_files(
@@ -63,8 +63,6 @@ def usable_pool_files(files: list[Path], source: Path) -> list[Path]:
     Raises:
         DataFormatError: No file of a non-empty pool is usable.
     """
-    from sqa.errors import AudioError
-
     usable = []
     for file in files:
         try:
