@@ -19,6 +19,7 @@ from rankers.encoders import MelEncoder
 from rankers.model import RankerOutput
 from rankers.resnet import ResNetTrunk, downsampled_length, downsampled_size, masked_mean_std
 from sqa.checkpoint import register_model
+from sqa.export.registry import register_exporter
 
 MODEL_KIND = "urgent_pk_cached"
 
@@ -160,3 +161,4 @@ class CachedPairwiseRanker(nn.Module):
 
 
 register_model(MODEL_KIND, CachedRankerConfig, CachedPairwiseRanker, role="pairwise ranker")
+register_exporter(MODEL_KIND, "rankers.export:ranker_graphs")

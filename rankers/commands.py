@@ -24,7 +24,7 @@ from rankers.rank_outputs import (
     write_outputs,
 )
 from rankers.ranking import RankOptions, RankRun, correlations, mean_rows, run_ranker, run_scalar
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import add_backend_argument, add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import NothingUsableError, SqaError
 from sqa.fileio import check_writable
@@ -46,6 +46,7 @@ def build_rank_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ranker", metavar="CKPT|NAME", help=f"checkpoint/name; default {DEFAULT_RANKER}"
     )
+    add_backend_argument(parser, "--ranker")
     parser.add_argument(
         "--scores",
         metavar="TABLE",

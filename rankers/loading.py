@@ -16,7 +16,12 @@ NO_RANKER_MESSAGE = (
 RANKER_KINDS = ("urgent_pk", "urgent_pk_cached", "urgent_pk_distillmos")
 
 
-def load_ranker(name_or_path: str | None, device: str, purpose: str = "sqa rank --ranker") -> Any:
+def load_ranker(
+    name_or_path: str | None,
+    device: str,
+    purpose: str = "sqa rank --ranker",
+    backend: str | None = None,
+) -> Any:
     """Load a ranker checkpoint (our model kinds are registered on import).
 
     Raises:
@@ -24,6 +29,12 @@ def load_ranker(name_or_path: str | None, device: str, purpose: str = "sqa rank 
     """
     if not name_or_path:
         raise SqaError(NO_RANKER_MESSAGE)
+    from sqa.export.runtime import choose_backend
+
+    if choose_backend(backend, name_or_path) == "onnx":
+        from rankers.export import load_onnx_ranker
+
+        return load_onnx_ranker(name_or_path, purpose)
     # Importing the model modules registers their kinds even without installed entry points.
     import rankers.cached
     import rankers.model

@@ -21,6 +21,7 @@ from rankers.cached import build_pair_head, compare_antisymmetric
 from rankers.model import RankerOutput
 from rankers.resnet import masked_mean_std
 from sqa.checkpoint import register_model
+from sqa.export.registry import register_exporter
 from sqa.predictors.distillmos_frontend import (
     FEATURE_DIM,
     NUM_LAYERS,
@@ -144,3 +145,4 @@ class QualityEncoderRanker(nn.Module):
 
 
 register_model(MODEL_KIND, QualityRankerConfig, QualityEncoderRanker, role="pairwise ranker")
+register_exporter(MODEL_KIND, "rankers.export:ranker_graphs")

@@ -40,6 +40,7 @@ class RankOptions:
         device: Torch device.
         seed: Seed of the adaptive selection.
         no_progress: No progress bar.
+        backend: ``torch`` or ``onnx`` (default: by the ranker file's suffix).
     """
 
     ranker: str | None = None
@@ -53,6 +54,7 @@ class RankOptions:
     device: str = "cpu"
     seed: int = 0
     no_progress: bool = False
+    backend: str | None = None
 
 
 def _folder_index(folder: str) -> dict[str, Path]:
@@ -148,7 +150,7 @@ def run_ranker(options: RankOptions, homologous: Any) -> RankRun:
     from rankers.inference import HomologousAudio, RankerScorer
 
     systems, utterances = homologous.systems, homologous.utterances
-    model = load_ranker(options.ranker, options.device)
+    model = load_ranker(options.ranker, options.device, backend=options.backend)
     audio = HomologousAudio(homologous.paths, int(model.sample_rate))
     scorer = RankerScorer(model, options.device, options.batch_size)
     summary: dict[str, Any] = {"ranker": options.ranker}

@@ -227,8 +227,10 @@ RESTORER_KINDS = ("bsrnn",)
 def _register() -> None:
     from sqa.checkpoint import register_model
     from sqa.checkpoint.importing import register_importer
+    from sqa.export.registry import register_exporter
 
     register_model("bsrnn", BSRNNConfig, BSRNN, role="restorer")
+    register_exporter("bsrnn", "se_finetune.export:restorer_graphs")
     register_importer(
         "espnet-bsrnn",
         "se_finetune.espnet_import:import_espnet_bsrnn",

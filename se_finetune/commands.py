@@ -19,7 +19,12 @@ import numpy as np
 from tqdm import tqdm
 
 from sqa.audio import AUDIO_EXTENSIONS, load_audio, resample, save_audio
-from sqa.commands.options import add_config_arguments, add_resume_arguments, deprecated_alias
+from sqa.commands.options import (
+    add_backend_argument,
+    add_config_arguments,
+    add_resume_arguments,
+    deprecated_alias,
+)
 from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import AudioError, CheckpointError, NothingUsableError, SqaError
 from sqa.fileio import check_writable, dumps_json, inside, write_rows
@@ -99,6 +104,7 @@ def enhance_parser() -> argparse.ArgumentParser:
         "or a restorer checkpoint (path or manifest name); "
         f"default: the {DEFAULT_RESTORER!r} release when installed",
     )
+    add_backend_argument(parser, "--model")
     source = add_source_arguments(parser)
     source.add_argument(
         "--input", type=Path, help="folder tree of degraded audio (mirrored into --output)"
@@ -123,8 +129,12 @@ def _default_restorer() -> str:
     return choose_release(None, DEFAULT_RESTORER, "sqa enhance", missing)
 
 
-def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
+def load_enhancer(
+    name: str | None, backend: str | None = None
+) -> Callable[[np.ndarray, int], np.ndarray]:
     """``f(samples (T,), rate) -> (T,)`` peak-safe, for a neural name or a restorer checkpoint.
+
+    ``backend="onnx"`` (the default for a ``.onnx`` file) runs an exported restorer graph.
 
     Raises:
         MissingDependencyError: For a neural enhancer whose package is not installed.
@@ -138,6 +148,13 @@ def load_enhancer(name: str | None) -> Callable[[np.ndarray, int], np.ndarray]:
         return lambda samples, rate: peak_safe(enhancer(samples, rate))
     from se_finetune.bsrnn import RESTORER_KINDS  # registers the kind without entry points
     from sqa.checkpoint import load_model
+    from sqa.export.runtime import choose_backend
+
+    if choose_backend(backend, name) == "onnx":
+        from se_finetune.export import load_onnx_restorer
+
+        restorer = load_onnx_restorer(name or _default_restorer())
+        return lambda samples, rate: restore(restorer, samples, rate)
 
     try:
         chosen = name if name is not None else _default_restorer()
@@ -182,7 +199,7 @@ def enhance_main(argv: Sequence[str]) -> int:
     files, destinations = _enhance_plan(arguments)
     for destination in destinations:
         check_writable(destination, arguments.force)
-    enhance = load_enhancer(arguments.model)
+    enhance = load_enhancer(arguments.model, arguments.backend)
     failures = 0
     plan = list(zip(files, destinations, strict=True))
     disable = True if arguments.no_progress else None  # tqdm: None = a bar only on a terminal

@@ -25,6 +25,16 @@ class _PathRuleAction(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def add_backend_argument(parser: argparse.ArgumentParser, model_flag: str) -> None:
+    """Add ``--backend {torch,onnx}`` (default: ``onnx`` when ``model_flag`` names a .onnx file)."""
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        help=f"run the model in PyTorch or in onnxruntime (an `sqa export onnx` graph given as "
+        f"{model_flag}); default: onnx for a .onnx file, else torch",
+    )
+
+
 def add_path_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--paths {auto,relative-to-listing,relative-to-cwd,absolute}`` to ``parser``.
 

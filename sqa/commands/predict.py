@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqa.commands.options import add_path_argument
+from sqa.commands.options import add_backend_argument, add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments, records_from_arguments
 from sqa.data.records import AudioRecord
 from sqa.errors import DataFormatError, NothingUsableError
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         help=f"checkpoint file or release name (default: {DEFAULT_PREDICTOR!r} if installed)",
     )
+    add_backend_argument(parser, "--checkpoint")
     add_source_arguments(parser)
     parser.add_argument("--output", required=True, help="predictions .jsonl or .csv")
     parser.add_argument("--scp-dir", help="also write <metric>.scp files into this folder")
@@ -131,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _set_threads(arguments.threads)
     records = input_records(arguments)
     scp_keys = metric_scp_keys(records, arguments.scp_dir) if arguments.scp_dir else {}
-    model = load_predictor(checkpoint, arguments.device, "sqa predict --checkpoint")
+    model = load_predictor(
+        checkpoint, arguments.device, "sqa predict --checkpoint", arguments.backend
+    )
     metrics = [m.strip() for m in arguments.metrics.split(",")] if arguments.metrics else None
     if arguments.scp_dir:
         scp_destinations(arguments.scp_dir, metrics or model.metric_names, arguments.force)

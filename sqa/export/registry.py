@@ -1,11 +1,12 @@
 """Model kind -> export wrapper builder, filled by each kind's module (like the model registry).
 
-A builder takes an eval-mode model and returns an :class:`ExportPlan`: one or more graphs, each a
-traceable module with input names, dynamic axes and an example-input factory.
+A builder takes an eval-mode model and returns a list of :class:`ExportGraph` (one or more
+graphs), each a traceable module with input names, dynamic axes and an example-input factory.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,11 +40,17 @@ class ExportGraph:
 
 
 ExportBuilder = Callable[[nn.Module], list[ExportGraph]]
-_BUILDERS: dict[str, ExportBuilder] = {}
+# kind -> builder, or "module:function" imported on first use (model modules stay light).
+_BUILDERS: dict[str, ExportBuilder | str] = {}
 
 
-def register_exporter(kind: str, builder: ExportBuilder) -> None:
-    """Register the export builder of a model kind (called by the kind's module)."""
+def register_exporter(kind: str, builder: ExportBuilder | str) -> None:
+    """Register the export builder of a model kind (called by the kind's module).
+
+    Args:
+        kind: Model kind, as stored in checkpoints.
+        builder: The builder, or its ``"module:function"`` path, imported when first needed.
+    """
     _BUILDERS[kind] = builder
 
 
@@ -56,4 +63,9 @@ def exporter_for(kind: str) -> ExportBuilder:
     if kind not in _BUILDERS:
         known = ", ".join(sorted(_BUILDERS)) or "none"
         raise SqaError(f"no ONNX exporter for model kind {kind!r} (exportable: {known})")
-    return _BUILDERS[kind]
+    builder = _BUILDERS[kind]
+    if isinstance(builder, str):
+        module_name, _, function = builder.partition(":")
+        builder = getattr(importlib.import_module(module_name), function)
+        _BUILDERS[kind] = builder
+    return builder

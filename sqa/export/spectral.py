@@ -26,31 +26,58 @@ class _Transform(nn.Module):
     """What both directions share: the sizes, the periodic Hann window and its DFT bases.
 
     Args:
-        n_fft: FFT size (and window length).
+        n_fft: FFT size.
         hop: Hop in samples.
+        window_length: Hann window length, centred in the FFT frame as ``torch.stft`` does
+            (default ``n_fft``).
     """
 
-    def __init__(self, n_fft: int, hop: int) -> None:
+    def __init__(self, n_fft: int, hop: int, window_length: int | None = None) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
-        self.window = torch.hann_window(n_fft, dtype=torch.float64)  # float64 until registered
+        length = n_fft if window_length is None else window_length
+        left = (n_fft - length) // 2
+        window = torch.zeros(n_fft, dtype=torch.float64)  # float64 until registered
+        window[left : left + length] = torch.hann_window(length, dtype=torch.float64)
+        self.window = window
         self.cosine, self.sine = _dft_basis(n_fft, self.window)
 
 
 class RealSTFT(_Transform):
-    """Forward STFT as one strided ``conv1d`` with a windowed DFT basis."""
+    """Forward STFT as one strided ``conv1d`` with a windowed DFT basis.
 
-    def __init__(self, n_fft: int, hop: int) -> None:
-        super().__init__(n_fft, hop)
+    ``padding`` samples of reflect padding on each side: ``n_fft // 2`` (default) is
+    ``center=True``; Distill-MOS pads 80 samples by hand and calls ``center=False``.
+    """
+
+    def __init__(
+        self, n_fft: int, hop: int, window_length: int | None = None, padding: int | None = None
+    ) -> None:
+        super().__init__(n_fft, hop, window_length)
+        self.padding = n_fft // 2 if padding is None else padding
         cosine, sine = self.cosine, self.sine
         kernel = torch.cat([cosine, -sine]).unsqueeze(1).float()
         self.register_buffer("kernel", kernel, persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, T)`` -> real and imaginary parts ``(B, F, 1 + T // hop)`` each."""
-        padded = F.pad(waveform.unsqueeze(1), (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        padded = F.pad(waveform.unsqueeze(1), (self.padding, self.padding), mode="reflect")
         spectrum = F.conv1d(padded, self.kernel, stride=self.hop)
         return spectrum.chunk(2, dim=1)
+
+    def mel_power(self, waveform: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
+        """:func:`sqa.mel.mel_power_spectrogram` in real arithmetic.
+
+        Args:
+            waveform: ``(B, T)``.
+            filterbank: ``(F, n_mels)``.
+
+        Returns:
+            ``(B, frames, n_mels)`` mel band powers.
+        """
+        real, imaginary = self(waveform)
+        power = real.square() + imaginary.square()
+        return torch.matmul(power.transpose(1, 2), filterbank.to(power.dtype))
 
 
 class RealISTFT(_Transform):

@@ -292,8 +292,10 @@ def config_summary(config: UniVersaConfig) -> dict[str, Any]:
 def _register() -> None:
     from sqa.checkpoint import register_model
     from sqa.checkpoint.importing import register_importer
+    from sqa.export.registry import register_exporter
 
     register_model(MODEL_KIND, UniVersaConfig, UniVersa, role="multi-metric predictor")
+    register_exporter(MODEL_KIND, "sqa.export.predictor:predictor_graphs")
     register_importer(
         "universa-ext",
         "sqa.predictors.official_import:import_universa_ext",
