@@ -163,7 +163,7 @@ def metric_bars(
     axes.set_xlabel("metric")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    axes.legend(title="system", fontsize="small", ncols=min(len(systems), 4))
+    axes.legend(title="system", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(axis="y", alpha=0.3)
     return figure
 

@@ -26,7 +26,7 @@ table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
 th, td { border: 1px solid #bbb; padding: .25em .6em; text-align: right; }
 th { background: #eee; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; display: block; margin: .5em 0 1.5em; }
-.meta td { text-align: left; } .warnings li { color: #8a3b00; }
+.scroll { overflow-x: auto; } .meta td { text-align: left; } .warnings li { color: #8a3b00; }
 """
 
 
@@ -69,7 +69,8 @@ def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def render_figure(png: bytes, alt: str) -> str:

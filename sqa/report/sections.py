@@ -59,10 +59,12 @@ def rank_report(
 def normalised_means(
     rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]
 ) -> dict[str, list[float]]:
-    """Per metric, the system means scaled to 0..1 with 1 = best (the metric's direction).
+    """Per metric, the system means scaled to 0..1 with 1 = best.
 
-    The direction comes from the metric registry (:func:`sqa.metrics.get_metric_spec`);
-    metrics it does not know are taken as higher-is-better.
+    Direction and range come from the metric registry (:func:`sqa.metrics.get_metric_spec`):
+    a metric with a closed range is scaled on that range, others on the systems' min..max (the
+    worst then sits at 0.05 so that its bar stays visible); unknown columns count as
+    higher-is-better.
     """
     values: dict[str, list[float]] = {}
     for metric in metrics:
@@ -70,12 +72,30 @@ def normalised_means(
         finite = column[np.isfinite(column)]
         if finite.size == 0:
             continue
-        low, high = float(finite.min()), float(finite.max())
-        scaled = (column - low) / (high - low) if high > low else np.ones_like(column)
-        if not _higher_is_better(metric):
-            scaled = 1.0 - scaled
+        higher, (low, high), floor = _direction_and_range(metric, finite)
+        scaled = (
+            floor + (1 - floor) * (column - low) / (high - low) if high > low else column * 0 + 1
+        )
+        scaled = np.clip(scaled if higher else 1.0 + floor - scaled, 0.0, 1.0)
         values[metric] = [float(value) if math.isfinite(value) else 0.0 for value in scaled]
     return values
+
+
+def _direction_and_range(
+    metric: str, finite: np.ndarray
+) -> tuple[bool, tuple[float, float], float]:
+    """(higher is better, (low, high) to scale on, value given to the low end)."""
+    from sqa.errors import SqaError
+    from sqa.metrics import get_metric_spec
+
+    try:
+        spec = get_metric_spec(metric)
+    except SqaError:  # a column the registry does not know (e.g. an external tool's)
+        return True, (float(finite.min()), float(finite.max())), 0.05
+    low, high = spec.value_range
+    if low is not None and high is not None:
+        return spec.higher_is_better, (float(low), float(high)), 0.0
+    return spec.higher_is_better, (float(finite.min()), float(finite.max())), 0.05
 
 
 def _number(value: Any) -> float:
@@ -83,16 +103,6 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _higher_is_better(metric: str) -> bool:
-    from sqa.errors import SqaError
-    from sqa.metrics import get_metric_spec
-
-    try:
-        return get_metric_spec(metric).higher_is_better
-    except SqaError:  # a column the registry does not know (e.g. wacc from another tool)
-        return True
 
 
 def challenge_report(result: Any) -> Report:
