@@ -35,6 +35,7 @@ NO_AUDIO_FLAGS = {  # tables, zips, checkpoints or a config (finetune: pools as 
     "finetune",
     "challenge-score",  # score tables
     "import",  # official checkpoints
+    "report",  # a run folder (log.jsonl, config.yaml)
 }
 
 

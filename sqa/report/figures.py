@@ -32,6 +32,8 @@ OKABE_ITO = (
     "#000000",  # black
 )
 DPI = 100
+# After the eight colours, lines repeat them with another dash pattern.
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
@@ -174,18 +176,19 @@ def training_curves(
     ylabel: str = "loss (MSE, standardised)",
 ) -> Figure:
     """One line per logged quantity: name -> (steps, values)."""
-    figure = new_figure(7.0, 4.0)
+    figure = new_figure(9.0, max(3.5, 0.6 + 0.2 * len(series)))
     axes = figure.add_subplot()
     for index, (name, (steps, values)) in enumerate(series.items()):
         axes.plot(
             steps, values, marker="o" if len(steps) < 30 else None, markersize=3,
             label=name, color=OKABE_ITO[index % len(OKABE_ITO)],
+            linestyle=LINE_STYLES[index // len(OKABE_ITO) % len(LINE_STYLES)],
         )  # fmt: skip
     axes.set_xlabel("step")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     if series:
-        axes.legend(fontsize="small")
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(alpha=0.3)
     return figure
 
