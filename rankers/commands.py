@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -138,6 +139,18 @@ def _summary(arguments: argparse.Namespace, homologous: Any, run: RankRun) -> di
     }
 
 
+def _recording_warnings(function: Any, arguments: argparse.Namespace) -> tuple[Any, list[str]]:
+    """``function(arguments)`` and, for ``--report``, the text of the warnings it raised (shown
+    as usual, once it returns)."""
+    if arguments.report is None:
+        return function(arguments), []
+    with warnings.catch_warnings(record=True) as caught:
+        result = function(arguments)
+    for item in caught:
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return result, [str(item.message) for item in caught]
+
+
 def rank_main(argv: Sequence[str]) -> int:
     """Rank systems with URGENT-PK/ECS (or ECS over scores).
 
@@ -146,7 +159,7 @@ def rank_main(argv: Sequence[str]) -> int:
     arguments = build_rank_parser().parse_args(list(argv))
     output, per_file = _check_outputs(arguments)
     arguments.ranker = choose_ranker(arguments)
-    homologous = _homologous(arguments)
+    homologous, arguments.warnings = _recording_warnings(_homologous, arguments)
     options = RankOptions(**{name: getattr(arguments, name) for name in RANK_OPTION_NAMES})
     run = run_scalar(options, homologous) if options.scores else run_ranker(options, homologous)
     if len(run.skipped) == len(homologous.utterances):
@@ -194,11 +207,12 @@ def _write_report(
     skipped += [
         f"{stem}: missing from {', '.join(systems)}" for stem, systems in summary["missing"].items()
     ]
-    warnings = [
+    notes = list(arguments.warnings)
+    notes += [
         f"utterance {name} left out: not readable in every system"
         for name in summary["skipped_utterances"]
     ]
-    built = rank_report(rows, list(ranking.systems), ranking.win_matrix, skipped, warnings)
+    built = rank_report(rows, list(ranking.systems), ranking.win_matrix, skipped, notes)
     destination = write_report(built, arguments.report, force=arguments.force)
     print(f"wrote {destination}", file=sys.stderr)
 

@@ -127,6 +127,7 @@ def test_rank_command_writes_a_report_without_output(
     assert sqa_main([*command, "--report", str(report)]) == 0
     page = parse_page(report)
     assert len(page.images) == 2 and "s3" in "".join(page.text)
+    assert "reference folder(s) _reference" in "".join(page.text)  # a warning of the run
     assert sqa_main([*command, "--report", str(report)]) != 0
     assert "pass --force" in capsys.readouterr().err
     assert sqa_main([*command, "--report", str(report), "--force"]) == 0
