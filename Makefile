@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
-EXTRAS ?= metrics,ssl,train,enhancers,kaldi,asr,onnx,dev
+EXTRAS ?= metrics,ssl,train,enhancers,kaldi,asr,onnx,report,dev
 PIP_FLAGS ?= --disable-pip-version-check
 comma := ,
 BIN := $(VENV)/bin

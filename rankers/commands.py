@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -27,7 +28,8 @@ from rankers.ranking import RankOptions, RankRun, correlations, mean_rows, run_r
 from sqa.commands.options import add_backend_argument, add_path_argument
 from sqa.commands.sources import add_run_arguments, add_source_arguments
 from sqa.errors import NothingUsableError, SqaError
-from sqa.fileio import check_writable
+from sqa.fileio import check_writable, write_rows
+from sqa.report.html import check_report_path
 
 if TYPE_CHECKING:  # torch is imported only when a ranker runs (`sqa rank --help` stays fast)
     pass
@@ -64,7 +66,10 @@ def build_rank_parser() -> argparse.ArgumentParser:
         help="human MOS: CSV/JSONL per file or per system, or a labelled folder (URGENT-PK root)",
     )  # fmt: skip
     parser.add_argument("--mos-column", default="mos", help="column of --mos")
-    parser.add_argument("--output", required=True, help="ranking table (.csv or .jsonl)")
+    parser.add_argument("--output", help="ranking table (.csv or .jsonl)")
+    parser.add_argument(
+        "--report", metavar="FILE.html", help="self-contained HTML report (needs [report])"
+    )
     parser.add_argument("--per-file", metavar="TABLE", help="per-file win probability table")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for rank CIs")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
@@ -92,11 +97,16 @@ def choose_ranker(arguments: argparse.Namespace) -> str | None:
     return choose_release(arguments.ranker, DEFAULT_RANKER, "sqa rank", NO_RANKER_MESSAGE)
 
 
-def _check_outputs(arguments: argparse.Namespace) -> tuple[Path, Path | None]:
+def _check_outputs(arguments: argparse.Namespace) -> tuple[Path | None, Path | None]:
     """Refuse existing outputs (without --force) before any work: ranking and per-file paths."""
-    output = check_writable(arguments.output, arguments.force)
-    for path in side_outputs(output):
-        check_writable(path, arguments.force)
+    if arguments.output is None and arguments.report is None:
+        raise SqaError("give --output TABLE and/or --report FILE.html")
+    arguments.report = check_report_path(arguments.report, arguments.force)
+    output = None
+    if arguments.output is not None:
+        output = check_writable(arguments.output, arguments.force)
+        for path in side_outputs(output):
+            check_writable(path, arguments.force)
     per_file = check_writable(arguments.per_file, arguments.force) if arguments.per_file else None
     if per_file is not None and per_file.suffix.lower() not in (".csv", ".jsonl"):
         raise SqaError(f"--per-file {per_file}: use a .csv or .jsonl file")
@@ -130,6 +140,18 @@ def _summary(arguments: argparse.Namespace, homologous: Any, run: RankRun) -> di
     }
 
 
+def _recording_warnings(function: Any, arguments: argparse.Namespace) -> tuple[Any, list[str]]:
+    """``function(arguments)`` and, for ``--report``, the text of the warnings it raised (shown
+    as usual, once it returns)."""
+    if arguments.report is None:
+        return function(arguments), []
+    with warnings.catch_warnings(record=True) as caught:
+        result = function(arguments)
+    for item in caught:
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return result, [str(item.message) for item in caught]
+
+
 def rank_main(argv: Sequence[str]) -> int:
     """Rank systems with URGENT-PK/ECS (or ECS over scores).
 
@@ -138,7 +160,7 @@ def rank_main(argv: Sequence[str]) -> int:
     arguments = build_rank_parser().parse_args(list(argv))
     output, per_file = _check_outputs(arguments)
     arguments.ranker = choose_ranker(arguments)
-    homologous = _homologous(arguments)
+    homologous, arguments.warnings = _recording_warnings(_homologous, arguments)
     options = RankOptions(**{name: getattr(arguments, name) for name in RANK_OPTION_NAMES})
     run = run_scalar(options, homologous) if options.scores else run_ranker(options, homologous)
     if len(run.skipped) == len(homologous.utterances):
@@ -163,9 +185,37 @@ def rank_main(argv: Sequence[str]) -> int:
         has_mos = not arguments.scores and bool(np.isfinite(run.replication).any())
         mos = run.replication if has_mos else None
         files = (per_file, per_file_rows(homologous, per_file_scores(run.table), mos))
-    write_outputs(output, rows, ranking, summary, arguments.force, files)
-    report(summary, output)
+    if output is not None:
+        write_outputs(output, rows, ranking, summary, arguments.force, files)
+        report(summary, output)
+    elif files is not None:
+        write_rows(*files, force=arguments.force)
+    if arguments.report is not None:
+        _write_report(arguments, rows, ranking, summary)
     return 0
+
+
+def _write_report(
+    arguments: argparse.Namespace, rows: list[dict], ranking: Any, summary: dict[str, Any]
+) -> None:
+    """The HTML report of the run (ranking with CIs, win-rate heat map, skipped files)."""
+    from sqa.report.html import write_report
+    from sqa.report.sections import rank_report
+
+    skipped = [
+        f"{system}/{utterance}: {reason}" for system, utterance, reason in summary["unreadable"]
+    ]
+    skipped += [
+        f"{stem}: missing from {', '.join(systems)}" for stem, systems in summary["missing"].items()
+    ]
+    notes = list(arguments.warnings)
+    notes += [
+        f"utterance {name} left out: not readable in every system"
+        for name in summary["skipped_utterances"]
+    ]
+    built = rank_report(rows, list(ranking.systems), ranking.win_matrix, skipped, notes)
+    destination = write_report(built, arguments.report, force=arguments.force)
+    print(f"wrote {destination}", file=sys.stderr)
 
 
 def _read_mos(arguments: argparse.Namespace) -> dict[str, float]:

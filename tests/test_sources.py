@@ -36,6 +36,7 @@ NO_AUDIO_FLAGS = {  # tables, zips, checkpoints or a config (finetune: pools as 
     "challenge-score",  # score tables
     "import",  # official checkpoints
     "export",  # checkpoints -> ONNX graphs
+    "report",  # a run folder (log.jsonl, config.yaml)
 }
 
 

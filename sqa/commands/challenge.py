@@ -40,6 +40,7 @@ from typing import Any
 from sqa.commands.options import add_path_argument, checked_table_output
 from sqa.errors import SqaError
 from sqa.fileio import TABLE_SUFFIXES, write_rows
+from sqa.report.html import check_report_path, write_report
 
 _MULTIPLIERS = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--output", "-o", help="results .csv or .jsonl")
-    parser.add_argument("--force", action="store_true", help="overwrite --output")
+    parser.add_argument("--report", metavar="FILE.html", help="HTML report (needs [report])")
+    parser.add_argument("--force", action="store_true", help="overwrite --output/--report")
     add_path_argument(parser)
     return parser
 
@@ -164,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Challenge ranking (URGENT categories or CCF-AATC points) from score tables."""
     arguments = build_parser().parse_args(None if argv is None else list(argv))
     output = checked_table_output(arguments.output, TABLE_SUFFIXES, arguments.force)
+    report_path = check_report_path(arguments.report, arguments.force)
     if arguments.resamples < 1:
         raise SqaError("--resamples must be at least 1")
     from sqa.challenge import score_challenge
@@ -189,4 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if output is not None:
         write_rows(output, result.output_rows(), force=arguments.force)
         print(f"wrote {output}", file=sys.stderr)
+    if report_path is not None:
+        from sqa.report.sections import challenge_report
+
+        write_report(challenge_report(result), report_path, force=arguments.force)
+        print(f"wrote {report_path}", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from sqa.commands.options import add_path_argument
 from sqa.errors import SqaError
 from sqa.fileio import atomic_open, check_writable, dumps_json, write_rows
+from sqa.report.html import check_report_path, write_report
 from sqa.track2.evaluation import (
     STATISTICS,
     evaluate_official,
@@ -51,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         "error, --pred-metric defaults to mos",
     )
     parser.add_argument("--output", help="write the results (.json, .jsonl or .csv)")
-    parser.add_argument("--force", action="store_true", help="overwrite the output")
+    parser.add_argument("--report", metavar="FILE.html", help="HTML report (needs [report])")
+    parser.add_argument(
+        "--plot", metavar="DIR", help="write <metric>_utterance.png and <metric>_system.png"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite the outputs")
     add_path_argument(parser)
     return parser
 
@@ -85,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.output:
         check_writable(arguments.output, arguments.force)
+    report_path = check_report_path(arguments.report, arguments.force)
+    if arguments.official and (report_path or arguments.plot):
+        raise SqaError("--report/--plot are not available with --official")
     metrics = _metrics(arguments)
     references = load_records(arguments.ref)
     if arguments.official:
@@ -96,17 +104,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             official_predictions(arguments.pred, references, key), references, metrics[0]
         )
     else:
+        predictions = prediction_table(arguments.pred, references, arguments.pred_metric)
         report = evaluate_predictions(
-            prediction_table(arguments.pred, references, arguments.pred_metric),
-            references,
-            metrics,
-            prediction_metric=arguments.pred_metric,
+            predictions, references, metrics, prediction_metric=arguments.pred_metric
         )
         _report_left_out(report)
+        if report_path or arguments.plot:
+            _figures(arguments, report_path, (predictions, references), report)
     print(format_table(report["metrics"]))
     if arguments.output:
         _write_report(Path(arguments.output), report, arguments.force)
     return 0
+
+
+def _figures(
+    arguments: argparse.Namespace, report_path: Path | None, inputs: tuple, report: Mapping
+) -> None:
+    """Scatter plots of the evaluation: the HTML report and/or PNGs in ``--plot``."""
+    from sqa.report.evaluation import (
+        evaluate_report,
+        evaluation_pairs,
+        scatter_figures,
+        write_plots,
+    )
+
+    predictions, references = inputs
+    results = report["metrics"]
+    pairs = evaluation_pairs(predictions, references, list(results), arguments.pred_metric)
+    figures = scatter_figures(pairs, results)
+    if arguments.plot:
+        paths = write_plots(Path(arguments.plot), figures, arguments.force)
+        print(f"wrote {len(paths)} plots to {arguments.plot}", file=sys.stderr)
+    if report_path is not None:
+        built = evaluate_report(figures, results, report["missing_predictions"])
+        write_report(built, report_path, force=arguments.force)
+        print(f"wrote {report_path}", file=sys.stderr)
 
 
 def _report_left_out(report: Mapping[str, Any]) -> None:
