@@ -20,7 +20,8 @@ if [ "${1:-}" = smoke ]; then
   test_roots=$work/pk_test
   # config.yaml's settings for a few steps, with the CPU-sized `compact` preset of the same
   # early-fusion mel model (SMOKE_MODEL=paper: the paper's ResNet34, about 5 min here)
-  overrides=(--set "model=${SMOKE_MODEL:-compact}" --set epochs=2 --set max_steps_per_epoch=3 --set keep_best=2)
+  overrides=(--set "model=${SMOKE_MODEL:-compact}" --set epochs=2 --set max_steps_per_epoch=3
+    --set keep_best=2)
 else
   smoke=0; first=${1:-1}; last=${2:-3}
   work=${WORK:-exp/urgent_pk}
