@@ -19,7 +19,7 @@ if [ "${1:-}" = smoke ]; then
   train_root=$work/pk_train
   test_roots=$work/pk_test
   # config.yaml's settings for a few steps, with the CPU-sized `compact` preset of the same
-  # early-fusion mel model (SMOKE_MODEL=paper: the paper's ResNet34, about 5 min here)
+  # early-fusion mel model (SMOKE_MODEL=paper: the paper's ResNet34, 6-8 min here)
   overrides=(--set "model=${SMOKE_MODEL:-compact}" --set epochs=2 --set max_steps_per_epoch=3
     --set keep_best=2)
 else
