@@ -9,6 +9,7 @@
 #   TRACK2=../urgent2026_challenge_track2 SSL_PATH=/models/wavlm-base-plus README_YAML=my.yaml \
 #     recipes/track2/run.sh [first_stage] [last_stage]
 #   recipes/track2/run.sh smoke          # stages 0-4 on synthetic data, here, in ~1 minute
+#   WORK=/tmp/t2 recipes/track2/run.sh smoke  # outputs under WORK (default exp/track2_smoke)
 set -euo pipefail
 here=recipes/track2
 sqa=${SQA:-.venv/bin/sqa}

@@ -9,6 +9,7 @@
 #   TRAIN_ROOT=PKDataset24 TEST_ROOTS="PKDataset25_en PKDataset25_zh chime7" \
 #     recipes/urgent_pk/run.sh [first_stage] [last_stage]
 #   recipes/urgent_pk/run.sh smoke       # stages 0-3 on synthetic teams, here, in ~1 minute
+#   WORK=/tmp/pk recipes/urgent_pk/run.sh smoke   # outputs under WORK (default exp/urgent_pk_smoke)
 set -euo pipefail
 here=recipes/urgent_pk
 sqa=${SQA:-.venv/bin/sqa}
@@ -17,8 +18,10 @@ if [ "${1:-}" = smoke ]; then
   work=${WORK:-exp/urgent_pk_smoke}
   train_root=$work/pk_train
   test_roots=$work/pk_test
-  # the paper model and settings, for a few steps
-  overrides=(--set epochs=2 --set max_steps_per_epoch=3 --set keep_best=2)
+  # config.yaml's settings for a few steps, with the CPU-sized `compact` preset of the same
+  # early-fusion mel model (SMOKE_MODEL=paper: the paper's ResNet34, 6-8 min here)
+  overrides=(--set "model=${SMOKE_MODEL:-compact}" --set epochs=2 --set max_steps_per_epoch=3
+    --set keep_best=2)
 else
   smoke=0; first=${1:-1}; last=${2:-3}
   work=${WORK:-exp/urgent_pk}
