@@ -37,8 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = export_onnx(model, kind, arguments.output, force=arguments.force)
     for report in reports:
         lengths = ", ".join(str(samples) for samples in report.lengths)
+        speech = report.speech_difference
+        on_speech = "" if speech != speech else f", {speech:.2e} on speech-like audio"
         print(
             f"wrote {report.path} ({report.path.stat().st_size / 1e6:.1f} MB); max |onnx - torch| "
-            f"= {report.max_difference:.2e} on lengths {lengths}"
+            f"= {report.max_difference:.2e} on random audio of {lengths} samples{on_speech}"
         )
     return 0
