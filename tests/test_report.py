@@ -103,6 +103,17 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         new_figure()
 
 
+def test_missing_matplotlib_fails_before_the_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqa.report.html import check_report_path
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(MissingDependencyError):
+        check_report_path(str(tmp_path / "r.html"), force=False)
+    assert not (tmp_path / "r.html").exists()
+
+
 @pytest.fixture(scope="module")
 def rank_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sqa.synthetic import write_system_folders

@@ -139,4 +139,7 @@ def check_report_path(path: str | None, force: bool) -> Path | None:
         raise SqaError(f"--report {destination}: use an .html file")
     if not destination.parent.is_dir():
         raise SqaError(f"--report {destination}: folder {destination.parent} does not exist")
+    from sqa.report.figures import new_figure
+
+    new_figure()  # a missing matplotlib fails here, before the work, not after it
     return destination
