@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rankers.cached import CachedPairwiseRanker
+from rankers.features import frames_for_lengths
 from rankers.model import RankerOutput
 from rankers.quality import QualityEncoderRanker
 from rankers.resnet import downsampled_length, masked_mean_std
@@ -42,7 +43,7 @@ class MelRankerEmbedding(nn.Module):
         """``(B, T)``, ``(B,)`` -> ``(B, E)``."""
         mel = self.stft.mel_power(waveform, self.spectrogram.filterbank).transpose(1, 2)
         features = 10.0 * torch.log10(torch.clamp(mel, min=self.spectrogram.floor))
-        frames = torch.div(lengths, self.spectrogram.hop_length, rounding_mode="floor") + 1
+        frames = frames_for_lengths(lengths, self.spectrogram.hop_length)
         hidden = self.model.trunk(features.unsqueeze(1))
         valid = downsampled_length(frames, self.model.config.strides)
         return self.model.projection(masked_mean_std(hidden, valid).flatten(start_dim=1))

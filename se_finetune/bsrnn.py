@@ -176,6 +176,14 @@ class BSRNN(nn.Module):
                 outputs.append(torch.complex(values[:, :, 0], values[:, :, 1]))
         return torch.cat(masks, dim=1), torch.cat(residuals, dim=1)
 
+    def input_scale(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B, 1)`` level the input is divided by (and the output multiplied by)."""
+        if self.config.normalise_input and self.config.input_normalisation == "std":
+            return torch.std(waveform, dim=1, keepdim=True).clamp_min(RMS_FLOOR)
+        if self.config.normalise_input:
+            return waveform.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(RMS_FLOOR)
+        return torch.ones_like(waveform[:, :1])
+
     def forward(self, waveform: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """Restore a batch of waveforms.
 
@@ -196,11 +204,7 @@ class BSRNN(nn.Module):
         if waveform.dim() != 2:
             raise SqaError(f"BSRNN expects (batch, samples), got shape {tuple(waveform.shape)}")
         n_fft, hop = stft_sizes(rate, self.config.window_ms, self.config.hop_ms)
-        scale = torch.ones_like(waveform[:, :1])
-        if self.config.normalise_input and self.config.input_normalisation == "std":
-            scale = torch.std(waveform, dim=1, keepdim=True).clamp_min(RMS_FLOOR)
-        elif self.config.normalise_input:
-            scale = waveform.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(RMS_FLOOR)
+        scale = self.input_scale(waveform)
         window = torch.hann_window(n_fft, device=waveform.device, dtype=waveform.dtype)
         spectrum = torch.stft(
             waveform / scale, n_fft, hop, window=window, center=True, return_complex=True

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from se_finetune.bsrnn import BSRNN, RMS_FLOOR, band_plan, stft_sizes
+from se_finetune.bsrnn import BSRNN, band_plan, stft_sizes
 from sqa.export.registry import ExportGraph
 from sqa.export.runtime import OnnxGraph, open_graph
 from sqa.export.spectral import RealISTFT, RealSTFT
@@ -27,14 +27,6 @@ class BSRNNGraph(nn.Module):
         n_fft, hop = stft_sizes(model.sample_rate, model.config.window_ms, model.config.hop_ms)
         self.stft, self.istft = RealSTFT(n_fft, hop), RealISTFT(n_fft, hop)
         self.plan = band_plan(model.band_widths, n_fft // 2 + 1)
-
-    def _scale(self, waveform: torch.Tensor) -> torch.Tensor:
-        config = self.model.config
-        if config.normalise_input and config.input_normalisation == "std":
-            return torch.std(waveform, dim=1, keepdim=True).clamp_min(RMS_FLOOR)
-        if config.normalise_input:
-            return waveform.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(RMS_FLOOR)
-        return torch.ones_like(waveform[:, :1])
 
     def _split(self, real: torch.Tensor, imaginary: torch.Tensor) -> torch.Tensor:
         """``(B, F, T)`` pairs -> band features ``(B, N, T, K)`` (as ``BSRNN._split``)."""
@@ -61,7 +53,7 @@ class BSRNNGraph(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` degraded -> ``(B, T)`` restored."""
-        scale = self._scale(waveform)
+        scale = self.model.input_scale(waveform)
         real, imaginary = self.stft(waveform / scale)
         features = self._split(real, imaginary)
         for block in self.model.blocks:

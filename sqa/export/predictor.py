@@ -19,9 +19,9 @@ from sqa.export.registry import ExportGraph
 from sqa.export.spectral import RealSTFT
 from sqa.predictors.distillmos_frontend import (
     FEATURE_DIM,
-    SAMPLES_PER_FRAME,
     WINDOW_SAMPLES,
     DistillMosFrontEnd,
+    frame_counts,
 )
 from sqa.predictors.frontends import LogMelFrontEnd, lengths_to_mask
 
@@ -49,24 +49,16 @@ class DistillMosLayers(nn.Module):
         count = (total + WINDOW_SAMPLES - 1) // WINDOW_SAMPLES
         padded = F.pad(waveform, (0, count * WINDOW_SAMPLES - total))
         windows = padded.reshape(-1, WINDOW_SAMPLES)
-        windows = windows / (windows.abs().amax(dim=1, keepdim=True) + 1e-8)
+        layers = self.front_end._window_features(windows, self.compressed_spectrogram)
+        layers = layers.reshape(layers.shape[0], waveform.shape[0], -1, FEATURE_DIM)
+        return layers, frame_counts(lengths).clamp(min=1)
+
+    def compressed_spectrogram(self, windows: torch.Tensor) -> torch.Tensor:
+        """:func:`~sqa.predictors.distillmos_frontend.compressed_spectrogram` in real arithmetic."""
         real, imaginary = self.stft(windows)
         magnitude = torch.sqrt(real.square() + imaginary.square() + 1e-12)
         gain = magnitude**0.3 / magnitude
-        spectrogram = torch.stack([real * gain, imaginary * gain], dim=1)
-        network = self.front_end.network
-        frames = torch.flatten(network.cnn.cnn(spectrogram), 1, -2).permute(0, 2, 1)
-        network.transformer_pool_attn(frames)
-        outputs = []
-        for index in self.front_end.config.layers:
-            layer = self.front_end._encoder_layers()[index]
-            outputs.append(layer.captured_output)
-            layer.captured_output = None
-        layers = torch.stack(outputs).reshape(len(outputs), waveform.shape[0], -1, FEATURE_DIM)
-        frame_lengths = torch.div(
-            lengths + SAMPLES_PER_FRAME - 1, SAMPLES_PER_FRAME, rounding_mode="floor"
-        )
-        return layers, frame_lengths.clamp(min=1)
+        return torch.stack([real * gain, imaginary * gain], dim=1)
 
 
 class LogMelFeatures(nn.Module):
@@ -75,19 +67,16 @@ class LogMelFeatures(nn.Module):
     def __init__(self, front_end: LogMelFrontEnd) -> None:
         super().__init__()
         config = front_end.config
-        self.config = config
-        self.filterbank = front_end.filterbank
+        self.front_end = front_end
         self.stft = RealSTFT(config.n_fft, config.hop_length, config.win_length)
 
     def forward(
         self, waveform: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, T)``, ``(B,)`` -> ``(B, F, n_mels)`` features and ``(B,)`` frame counts."""
-        config = self.config
-        features = torch.log(self.stft.mel_power(waveform, self.filterbank) + config.log_floor)
-        inside = (lengths - config.n_fft // 2).clamp_min(0)
-        frame_lengths = torch.div(inside, config.hop_length, rounding_mode="floor") + 1
-        return features, frame_lengths
+        mel = self.stft.mel_power(waveform, self.front_end.filterbank)
+        features = torch.log(mel + self.front_end.config.log_floor)
+        return features, self.front_end.frame_counts(lengths)
 
 
 class PredictorGraph(nn.Module):

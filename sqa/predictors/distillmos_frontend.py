@@ -19,6 +19,7 @@ the trunk. ``distillmos`` imports torchaudio at module level, hence
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +108,11 @@ def compressed_spectrogram(windows: torch.Tensor) -> torch.Tensor:
     return compressed.permute(0, 3, 1, 2)
 
 
+def frame_counts(lengths: torch.Tensor) -> torch.Tensor:
+    """20 ms frames covering ``(B,)`` sample counts (a started frame counts)."""
+    return torch.div(lengths + SAMPLES_PER_FRAME - 1, SAMPLES_PER_FRAME, rounding_mode="floor")
+
+
 def _keep_output(
     module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor
 ) -> None:
@@ -169,11 +175,19 @@ class DistillMosFrontEnd(FrozenAwareModule):
     def _encoder_layers(self) -> nn.ModuleList:
         return self.network.transformer_pool_attn.transformer.transformer_encoder.layers
 
-    def _window_features(self, windows: torch.Tensor) -> torch.Tensor:
-        """Run Distill-MOS on ``(N, 122880)`` windows; return ``(L, N, 384, 200)`` layer outputs."""
+    def _window_features(
+        self,
+        windows: torch.Tensor,
+        spectrogram_of: Callable[[torch.Tensor], torch.Tensor] = compressed_spectrogram,
+    ) -> torch.Tensor:
+        """Run Distill-MOS on ``(N, 122880)`` windows; return ``(L, N, 384, 200)`` layer outputs.
+
+        ``spectrogram_of`` computes :func:`compressed_spectrogram` (the ONNX export passes a
+        real-valued version of it).
+        """
         peak = windows.abs().amax(dim=1, keepdim=True)
         normalised = windows / (peak + 1e-8)
-        spectrogram = compressed_spectrogram(normalised)
+        spectrogram = spectrogram_of(normalised)
         frames = torch.flatten(self.network.cnn.cnn(spectrogram), 1, -2).permute(0, 2, 1)
         self.network.transformer_pool_attn(frames)
         layers = []
@@ -221,8 +235,6 @@ class DistillMosFrontEnd(FrozenAwareModule):
             with torch.set_grad_enabled(needs_graph and torch.is_grad_enabled()):
                 layers = self._window_features(windows)
         layers = layers.reshape(len(self.config.layers), batch, -1, FEATURE_DIM)
-        frame_lengths = torch.div(
-            lengths + SAMPLES_PER_FRAME - 1, SAMPLES_PER_FRAME, rounding_mode="floor"
-        )
+        frame_lengths = frame_counts(lengths)
         max_frames = max(1, int(frame_lengths.max().item()))
         return layers[:, :, :max_frames], frame_lengths.long().clamp(min=1, max=max_frames)

@@ -236,8 +236,13 @@ class LogMelFrontEnd(nn.Module):
             filterbank=self.filterbank,
         )  # (B, F, n_mels)
         features = torch.log(mel + config.log_floor)
-        # Only frames whose window ends inside the item count as valid, so an item's features do
-        # not depend on the zero padding a longer batch-mate adds after it.
-        inside = (lengths - config.n_fft // 2).clamp_min(0)
-        frame_lengths = torch.div(inside, config.hop_length, rounding_mode="floor") + 1
-        return features, frame_lengths.long().clamp(max=features.shape[1])
+        return features, self.frame_counts(lengths).long().clamp(max=features.shape[1])
+
+    def frame_counts(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frames of ``(B,)`` sample counts.
+
+        Only frames whose window ends inside the item count as valid, so an item's features do
+        not depend on the zero padding a longer batch-mate adds after it.
+        """
+        inside = (lengths - self.config.n_fft // 2).clamp_min(0)
+        return torch.div(inside, self.config.hop_length, rounding_mode="floor") + 1
